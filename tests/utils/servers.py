@@ -1,0 +1,95 @@
+"""Real servers for tests: uvicorn on an ephemeral port, in a thread or a child process."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+
+
+def free_port() -> int:
+    """A port that was free a moment ago (for child processes that must be told one)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def serve_in_thread(app: Any, *, startup_timeout: float = 30.0) -> Iterator[str]:
+    """Run `app` with uvicorn on 127.0.0.1:0 in a thread; yield its base URL; always stop it."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + startup_timeout
+    while not server.started:
+        if not thread.is_alive():
+            raise RuntimeError("test server exited during start-up")
+        if time.monotonic() > deadline:
+            server.should_exit = True
+            raise TimeoutError("test server did not start")
+        time.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+@contextlib.contextmanager
+def serve_in_process(
+    args: list[str],
+    *,
+    env: dict[str, str],
+    health_url: str,
+    cwd: Path | None = None,
+    startup_timeout: float = 60.0,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run the `promptserve` CLI with `args` in a child process until `health_url` answers."""
+    full_env = {**os.environ, **env}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", *args],
+        env=full_env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_until_up(health_url, proc=proc, timeout=startup_timeout)
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def wait_until_up(
+    url: str, *, proc: subprocess.Popen[bytes] | None = None, timeout: float = 60.0
+) -> None:
+    """Poll `url` until it answers below 500; fail with the child's output if it died."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            output = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
+            raise RuntimeError(f"server exited with {proc.returncode}:\n{output}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=1.0).status_code < 500:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"{url} did not answer within {timeout} s")
