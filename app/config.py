@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = ["Settings"]
 
@@ -14,6 +15,7 @@ class Settings(BaseSettings):
     """promptserve's configuration, built once in the app factory and passed down."""
 
     model_config = SettingsConfigDict(
+        env_prefix="PROMPTSERVE_",
         env_file=".env",
         env_ignore_empty=True,
         extra="ignore",
@@ -38,10 +40,44 @@ class Settings(BaseSettings):
     )
     host: str = Field(default="127.0.0.1", validation_alias=AliasChoices("HOST", "host"))
     port: int = Field(default=8000, ge=0, le=65535, validation_alias=AliasChoices("PORT", "port"))
+    # The rest read PROMPTSERVE_<NAME>.
     data_dir: Path = Field(
         default=Path(".promptserve"),
-        validation_alias=AliasChoices("PROMPTSERVE_DATA_DIR", "data_dir"),
+        description="SQLite file, generated keys and secrets, template cache.",
     )
+    templates_dir: Path = Field(
+        default=Path(__file__).resolve().parent.parent / "chains" / "templates",
+        description="Template files that seed an empty embedded registry.",
+    )
+    refresh_interval_seconds: float = Field(
+        default=30.0, gt=0, description="How often chains re-fetch their templates."
+    )
+    log_wait_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        description="How long a response waits for its PromptLayer request id.",
+    )
+    feedback_secret: SecretStr | None = Field(
+        default=None,
+        description="HMAC key of feedback tokens (default: generated into the data directory).",
+    )
+    feedback_token_ttl_seconds: int = Field(
+        default=7 * 24 * 3600, gt=0, description="Lifetime of a feedback token."
+    )
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Service API keys (comma-separated); they may stand in for feedback tokens.",
+    )
+    max_body_bytes: int = Field(
+        default=1_000_000, gt=0, description="Largest request body accepted (413 above)."
+    )
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [key.strip() for key in value.split(",") if key.strip()]
+        return value
 
     @field_validator("promptlayer_base_url", "openai_base_url")
     @classmethod
