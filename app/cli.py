@@ -2,32 +2,56 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
+
+from app.config import Settings
 
 __all__ = ["main"]
 
 cli = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
+HostOption = Annotated[str | None, typer.Option(help="Interface to bind (default: HOST).")]
+PortOption = Annotated[int | None, typer.Option(help="Port to bind (default: PORT).")]
+
+
+def _settings(**overrides: Any) -> Settings:
+    """Settings from the environment; a bad value stops here with the setting's name."""
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as error:
+        for problem in error.errors():
+            name = ".".join(str(part) for part in problem["loc"]).upper()
+            typer.echo(f"promptserve: setting {name}: {problem['msg']}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _run(app: Any, settings: Settings) -> None:
+    import uvicorn
+
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+
 
 @cli.command()
-def backend(
-    host: Annotated[str | None, typer.Option(help="Interface to bind (default: HOST).")] = None,
-    port: Annotated[int | None, typer.Option(help="Port to bind (default: PORT).")] = None,
-) -> None:
+def backend(host: HostOption = None, port: PortOption = None) -> None:
     """Run the embedded PromptLayer-compatible backend alone, its API at the server's root."""
-    raise typer.Exit(_not_yet("backend"))
+    from app.backend import create_backend_app, resolve_backend_api_key
+
+    settings = _settings(host=host, port=port)
+    _run(create_backend_app(settings, api_key=resolve_backend_api_key(settings)), settings)
 
 
 @cli.command()
-def serve(
-    host: Annotated[str | None, typer.Option(help="Interface to bind (default: HOST).")] = None,
-    port: Annotated[int | None, typer.Option(help="Port to bind (default: PORT).")] = None,
-) -> None:
+def serve(host: HostOption = None, port: PortOption = None) -> None:
     """Serve every chain of the catalog, /feedback and (by default) the embedded backend."""
-    raise typer.Exit(_not_yet("serve"))
+    from app.service import create_app
+
+    settings = _settings(host=host, port=port)
+    _run(create_app(settings), settings)
 
 
 @cli.command()
@@ -35,12 +59,10 @@ def publish(
     directory: Annotated[Path, typer.Argument(help="Folder of template YAML files.")],
 ) -> None:
     """Publish the template files in DIRECTORY to the configured registry."""
-    raise typer.Exit(_not_yet("publish"))
+    from app.publishing import run_publish_command
 
-
-def _not_yet(name: str) -> int:
-    typer.echo(f"promptserve {name}: not implemented yet", err=True)
-    return 2
+    settings = _settings()
+    raise typer.Exit(run_publish_command(directory, settings))
 
 
 def main() -> None:
@@ -49,4 +71,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

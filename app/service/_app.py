@@ -1,0 +1,151 @@
+"""The promptserve application: chains on LangServe routes, tracing, /feedback, health,
+and (unless PROMPTLAYER_BASE_URL points elsewhere) the embedded backend at /promptlayer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI
+from langserve import add_routes
+from promptlayer import AsyncPromptLayer, PromptLayer
+
+from app.backend import create_backend_app, resolve_backend_api_key
+from app.config import Settings
+from app.feedback import FeedbackTokens
+from app.feedback._routes import FeedbackService
+from app.feedback._routes import router as feedback_router
+from app.publishing import seed_registry
+from app.secrets_store import load_or_create_secret
+from app.service._chains import ChainRuntime, TemplateCache
+from app.service._config_modifier import tracing_config_modifier
+from app.service._embedded import internal_listener
+from app.service._health import router as health_router
+from app.service._limits import BodySizeLimitMiddleware
+from app.service._trace_middleware import TraceResponseMiddleware
+from app.tracing import LogDelivery
+from chains.catalog import CATALOG, ChainSpec, build_chain, fetch_template
+
+__all__ = ["create_app"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _Registry:
+    """Where PromptLayer is, as the service reaches it."""
+
+    base_url: str
+    api_key: str
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the service; chains are fetched and routed when the lifespan starts."""
+    settings = settings if settings is not None else Settings()
+    backend_app = None
+    backend_key = None
+    if settings.promptlayer_base_url is None:
+        backend_key = resolve_backend_api_key(settings)
+        backend_app = create_backend_app(settings, api_key=backend_key)
+    elif settings.promptlayer_api_key is None:
+        raise ValueError("PROMPTLAYER_API_KEY is required when PROMPTLAYER_BASE_URL is set")
+    tokens = _feedback_tokens(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            if backend_app is not None:
+                assert backend_key is not None
+                await stack.enter_async_context(backend_app.router.lifespan_context(backend_app))
+                base_url = await stack.enter_async_context(internal_listener(backend_app))
+                registry = _Registry(base_url, backend_key)
+                await asyncio.to_thread(_seed, settings, registry)
+            else:
+                assert settings.promptlayer_base_url and settings.promptlayer_api_key
+                registry = _Registry(
+                    settings.promptlayer_base_url, settings.promptlayer_api_key.get_secret_value()
+                )
+            await _start_service(app, settings, registry, tokens, stack)
+            yield
+
+    app = FastAPI(title="promptserve", version="0.1.0", lifespan=lifespan)
+    app.state.settings = settings
+    if backend_app is not None:
+        app.mount("/promptlayer", backend_app)
+    app.include_router(health_router)
+    app.include_router(feedback_router)
+    app.add_middleware(
+        TraceResponseMiddleware,
+        tokens=tokens,
+        wait_seconds=settings.log_wait_seconds,
+    )
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    return app
+
+
+async def _start_service(
+    app: FastAPI,
+    settings: Settings,
+    registry: _Registry,
+    tokens: FeedbackTokens,
+    stack: contextlib.AsyncExitStack,
+) -> None:
+    client = AsyncPromptLayer(api_key=registry.api_key, base_url=registry.base_url)
+    delivery = LogDelivery(base_url=registry.base_url, api_key=registry.api_key)
+    stack.push_async_callback(delivery.aclose)
+
+    def build(spec: ChainSpec, template: Any) -> Any:
+        return build_chain(
+            spec,
+            template,
+            api_key=settings.openai_api_key.get_secret_value() if settings.openai_api_key else None,
+            base_url=settings.openai_base_url,
+        )
+
+    runtime = ChainRuntime(
+        CATALOG,
+        fetch=lambda spec: fetch_template(client, spec),
+        build=build,
+        cache=TemplateCache(settings.data_dir / "templates"),
+    )
+    await runtime.load()
+    for spec in CATALOG:
+        add_routes(
+            app,
+            runtime.live(spec.name),
+            path=spec.path,
+            per_req_config_modifier=tracing_config_modifier(
+                runtime=runtime, chain_name=spec.name, route=spec.path, delivery=delivery
+            ),
+        )
+    app.state.runtime = runtime
+    app.state.feedback = FeedbackService(
+        tokens=tokens, api_keys=settings.api_keys, client=client
+    )
+    refresh = asyncio.create_task(runtime.refresh_forever(settings.refresh_interval_seconds))
+
+    async def stop_refresh() -> None:
+        refresh.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await refresh
+
+    stack.push_async_callback(stop_refresh)
+
+
+def _seed(settings: Settings, registry: _Registry) -> None:
+    """Publish the bundled templates that the embedded registry does not have yet."""
+    client = PromptLayer(api_key=registry.api_key, base_url=registry.base_url)
+    seed_registry(settings.templates_dir, client)
+
+
+def _feedback_tokens(settings: Settings) -> FeedbackTokens:
+    if settings.feedback_secret is not None:
+        secret = settings.feedback_secret.get_secret_value()
+    else:
+        secret, _ = load_or_create_secret(settings.data_dir / "feedback_secret")
+    return FeedbackTokens(secret=secret.encode(), ttl_seconds=settings.feedback_token_ttl_seconds)
