@@ -1,0 +1,7 @@
+"""HTTP routes of the embedded backend, one module per area of the contract."""
+
+from __future__ import annotations
+
+from app.backend.api import registry, requests, tracking
+
+__all__ = ["registry", "requests", "tracking"]

@@ -1,0 +1,96 @@
+"""Request plumbing shared by the routes: authentication and body validation.
+
+Validation errors answer 400, never FastAPI's 422: the sync SDK treats anything but 400 on
+publish as success, and one status for bad input everywhere is easier on clients.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from fastapi import Request
+from pydantic import BaseModel, ValidationError
+
+from app.backend.errors import BadRequest, Unauthorized
+
+if TYPE_CHECKING:
+    from app.backend.store import Store
+
+__all__ = [
+    "api_key_of",
+    "authenticated_body",
+    "check_header_key",
+    "store_of",
+    "utcnow",
+    "validate",
+]
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def api_key_of(request: Request) -> str:
+    """The key this backend accepts (kept on app.state by the factory)."""
+    key: str = request.app.state.backend_api_key
+    return key
+
+
+def _matches(given: object, expected: str) -> bool:
+    return isinstance(given, str) and hmac.compare_digest(
+        given.encode("utf-8", "surrogatepass"), expected.encode()
+    )
+
+
+def check_header_key(request: Request) -> None:
+    """Raise 401 unless the X-API-KEY header carries the key."""
+    if not _matches(request.headers.get("x-api-key"), api_key_of(request)):
+        raise Unauthorized("missing or invalid API key (send the X-API-KEY header)")
+
+
+async def authenticated_body(request: Request) -> dict[str, Any]:
+    """The JSON object body, after checking the key in X-API-KEY or the body's `api_key`."""
+    expected = api_key_of(request)
+    header_ok = _matches(request.headers.get("x-api-key"), expected)
+    raw = await request.body()
+    try:
+        body = json.loads(raw) if raw.strip() else {}
+    except (ValueError, UnicodeDecodeError) as exc:
+        if not header_ok:
+            raise Unauthorized("missing or invalid API key") from exc
+        raise BadRequest(f"request body is not valid JSON: {exc}") from exc
+    if not header_ok and not (isinstance(body, dict) and _matches(body.get("api_key"), expected)):
+        raise Unauthorized("missing or invalid API key (X-API-KEY header or body api_key)")
+    if not isinstance(body, dict):
+        raise BadRequest("request body must be a JSON object")
+    return body
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "body"
+
+
+def validate(model: type[M], body: dict[str, Any]) -> M:
+    """`model` built from `body`, or a 400 naming every offending field."""
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        problems = [f"{_location(e['loc'])}: {e['msg']}" for e in exc.errors()[:5]]
+        raise BadRequest("; ".join(problems)) from exc
+
+
+def utcnow() -> datetime:
+    """Now, as the naive UTC the store keeps."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def store_of(request: Request) -> Store:
+    """The store opened by the backend app's lifespan."""
+    store: Store | None = getattr(request.app.state, "store", None)
+    if store is None:
+        raise RuntimeError("backend store is not open: enter the backend app's lifespan first")
+    return store

@@ -1,0 +1,181 @@
+"""Request log routes: /log-request and the legacy /track-request (contract §2).
+
+Choices the contract leaves open:
+- `score` on /log-request defaults to 0 in the SDK, so storing it always would mark every
+  request as "scored 0". It is stored as a named score only when `score_name` is set or
+  `score > 0` (name `score_name`, else "default").
+- `error_message` longer than 1024 characters is truncated, not refused: a log is evidence
+  of a failure and must not be lost over the length of its message.
+- A prompt that does not resolve (unknown id, name or version) leaves the request unlinked
+  rather than refusing the log, for the same reason.
+- `Idempotency-Key` (our extension): a repeat with the same key answers the first id (201)
+  and stores nothing new, so a retried delivery cannot duplicate a request.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from app.backend.api._http import authenticated_body, store_of, utcnow, validate
+from app.backend.api.schemas import LogRequestBody, TrackRequestBody
+from app.backend.errors import BadRequest
+from app.backend.store.requests import (
+    group_exists,
+    insert_request,
+    resolve_prompt_link,
+    version_blueprint,
+)
+
+__all__ = ["router"]
+
+router = APIRouter()
+
+_MAX_ERROR_MESSAGE = 1024
+
+
+def _idempotency_key(request: Request) -> str | None:
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return None
+    if not key or len(key) > 256:
+        raise BadRequest("Idempotency-Key header must be 1 to 256 characters")
+    return key
+
+
+def _truncate(message: str | None) -> str | None:
+    return message[:_MAX_ERROR_MESSAGE] if message is not None else None
+
+
+@router.post("/log-request", status_code=201)
+async def log_request(request: Request) -> JSONResponse:
+    """Store one LLM request; answer its id (201)."""
+    body = validate(LogRequestBody, await authenticated_body(request))
+    key = _idempotency_key(request)
+    store = store_of(request)
+    version_id: int | None = None
+    blueprint: Any = None
+    if body.prompt_id is not None or body.prompt_name:
+        # Resolve on the reader pool: keeps the single writer busy only with inserts.
+        def resolve(c: Any) -> tuple[int | None, Any]:
+            found = resolve_prompt_link(
+                c,
+                prompt_id=body.prompt_id,
+                prompt_name=body.prompt_name,
+                version=body.prompt_version_number,
+            )
+            return found, version_blueprint(c, version_id=found)
+
+        version_id, blueprint = await store.read(resolve)
+    values = {
+        "kind": "log",
+        "provider": body.provider,
+        "model": body.model,
+        "input": body.input,
+        "output": body.output,
+        "parameters": body.parameters,
+        "metadata": body.metadata,
+        "prompt_version_id": version_id,
+        "prompt_input_variables": body.prompt_input_variables,
+        "input_tokens": body.input_tokens,
+        "output_tokens": body.output_tokens,
+        "price": body.price,
+        "function_name": body.function_name,
+        "status": body.status,
+        "error_type": body.error_type,
+        "error_message": _truncate(body.error_message),
+        "request_start_time": body.request_start_time,
+        "request_end_time": body.request_end_time,
+        "api_type": body.api_type,
+    }
+    score = None
+    if body.score_name is not None or body.score > 0:
+        score = (body.score_name or "default", body.score)
+    request_id, _ = await store.write(
+        lambda c: insert_request(
+            c, values=values, tags=body.tags, score=score, idempotency_key=key, now=utcnow()
+        )
+    )
+    return JSONResponse(
+        {
+            "id": request_id,
+            "prompt_version": blueprint,
+            "status": body.status,
+            "error_type": body.error_type,
+            "error_message": body.error_message,
+        },
+        status_code=201,
+    )
+
+
+def _usage(response: Any) -> tuple[int, int]:
+    usage = response.get("usage") if isinstance(response, dict) else None
+    if not isinstance(usage, dict):
+        return 0, 0
+
+    def count(*names: str) -> int:
+        for name in names:
+            value = usage.get(name)
+            if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+                return value
+        return 0
+
+    return count("prompt_tokens", "input_tokens"), count("completion_tokens", "output_tokens")
+
+
+@router.post("/track-request")
+@router.post("/rest/track-request")
+async def track_request(request: Request) -> JSONResponse:
+    """Store a raw provider call (kwargs in, response out); answer its id."""
+    body = validate(TrackRequestBody, await authenticated_body(request))
+    store = store_of(request)
+
+    def resolve(c: Any) -> tuple[int | None, Any, bool]:
+        found = resolve_prompt_link(
+            c, prompt_id=body.prompt_id, prompt_name=None, version=body.prompt_version
+        )
+        known_group = body.group_id is not None and group_exists(c, group_id=body.group_id)
+        return found, version_blueprint(c, version_id=found), known_group
+
+    version_id, blueprint, known_group = await store.read(resolve)
+    model = body.kwargs.get("model")
+    input_tokens, output_tokens = _usage(body.request_response)
+    values = {
+        "kind": "track",
+        "provider": body.provider_type,
+        "model": model if isinstance(model, str) else "",
+        "input": body.kwargs,
+        "output": body.request_response,
+        "parameters": {
+            k: v for k, v in body.kwargs.items() if k not in ("messages", "prompt", "model")
+        },
+        "metadata": body.metadata,
+        "prompt_version_id": version_id,
+        "prompt_input_variables": body.prompt_input_variables,
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "price": 0.0,
+        "function_name": body.function_name,
+        "status": body.status,
+        "error_type": body.error_type,
+        "error_message": _truncate(body.error_message),
+        "request_start_time": body.request_start_time,
+        "request_end_time": body.request_end_time,
+        "api_type": body.api_type,
+        # An unknown group id is dropped rather than failing the log.
+        "group_id": body.group_id if known_group else None,
+    }
+    request_id, _ = await store.write(
+        lambda c: insert_request(
+            c, values=values, tags=body.tags, score=None, idempotency_key=None, now=utcnow()
+        )
+    )
+    return JSONResponse(
+        {
+            "success": True,
+            "request_id": request_id,
+            "prompt_blueprint": blueprint if body.return_prompt_blueprint else None,
+        }
+    )

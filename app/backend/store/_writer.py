@@ -1,0 +1,127 @@
+"""The single writer thread: group commit with one SAVEPOINT per queued call.
+
+Every write of the process goes through one thread fed by a queue (as datasette does).
+The thread takes whatever is queued, runs each call inside its own SAVEPOINT of one
+transaction and commits once, so a burst of /log-request calls costs one fsync, while a
+failing call rolls back only its own savepoint. Results reach the event loop only after the
+commit, so an answer always describes durable data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+__all__ = ["WriterThread"]
+
+logger = logging.getLogger(__name__)
+
+_MAX_BATCH = 512
+
+
+@dataclass(slots=True)
+class _Job:
+    fn: Callable[[sa.Connection], Any]
+    future: asyncio.Future[Any]
+    loop: asyncio.AbstractEventLoop
+    result: Any = None
+    error: BaseException | None = None
+
+
+def _settle(job: _Job) -> None:
+    if job.future.cancelled():
+        return
+    if job.error is not None:
+        job.future.set_exception(job.error)
+    else:
+        job.future.set_result(job.result)
+
+
+class WriterThread:
+    """Owns one connection and applies queued write calls in batched transactions."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self._engine = engine
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="backend-writer", daemon=True)
+
+    def start(self) -> None:
+        """Start the thread."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Finish what is queued, then end the thread."""
+        self._queue.put(None)
+        self._thread.join()
+
+    def submit(self, fn: Callable[[sa.Connection], Any]) -> asyncio.Future[Any]:
+        """Queue `fn(connection)`; the future resolves after its transaction commits."""
+        loop = asyncio.get_running_loop()
+        job = _Job(fn=fn, future=loop.create_future(), loop=loop)
+        self._queue.put(job)
+        return job.future
+
+    def _take_batch(self) -> tuple[list[_Job], bool]:
+        first = self._queue.get()
+        if first is None:
+            return [], True
+        batch, stopping = [first], False
+        while len(batch) < _MAX_BATCH:
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if job is None:
+                stopping = True
+                break
+            batch.append(job)
+        return batch, stopping
+
+    def _run(self) -> None:
+        options = {"sqlite_begin": "BEGIN IMMEDIATE"}
+        with self._engine.connect().execution_options(**options) as connection:
+            stopping = False
+            while not stopping:
+                batch, stopping = self._take_batch()
+                if batch:
+                    self._apply(connection, batch)
+
+    def _apply(self, connection: sa.Connection, batch: list[_Job]) -> None:
+        if not self._commit(connection, batch) and len(batch) > 1:
+            # The shared COMMIT failed: redo each call alone so one bad call cannot sink
+            # the others.
+            for job in batch:
+                job.result, job.error = None, None
+                self._commit(connection, [job])
+        for job in batch:
+            job.loop.call_soon_threadsafe(_settle, job)
+
+    def _commit(self, connection: sa.Connection, batch: list[_Job]) -> bool:
+        try:
+            with connection.begin():
+                for job in batch:
+                    self._apply_one(connection, job)
+        except Exception as exc:  # BEGIN or COMMIT failed: nothing of the batch landed
+            logger.exception("backend write transaction failed")
+            for job in batch:
+                job.error = job.error or exc
+            return False
+        return True
+
+    @staticmethod
+    def _apply_one(connection: sa.Connection, job: _Job) -> None:
+        savepoint = connection.begin_nested()
+        try:
+            job.result = job.fn(connection)
+        except Exception as exc:
+            savepoint.rollback()
+            job.error = exc
+        else:
+            savepoint.commit()

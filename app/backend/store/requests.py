@@ -1,0 +1,195 @@
+"""Repository of the request log: requests, tags, scores, metadata, prompt links and groups.
+
+Keyword-only functions taking a connection; writers run inside the writer thread's savepoint.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from app.backend.errors import NotFound
+from app.backend.store.registry import find_template_id, resolve_version_id
+from app.backend.store.schema import groups as G
+from app.backend.store.schema import prompt_templates as T
+from app.backend.store.schema import prompt_versions as V
+from app.backend.store.schema import request_tags as RT
+from app.backend.store.schema import requests as R
+from app.backend.store.schema import scores as S
+
+__all__ = [
+    "create_group",
+    "get_request",
+    "insert_request",
+    "link_group",
+    "group_exists",
+    "link_prompt",
+    "merge_metadata",
+    "resolve_prompt_link",
+    "upsert_score",
+    "version_blueprint",
+]
+
+
+def _require_request(connection: sa.Connection, request_id: int, *, lock: bool = False) -> None:
+    query = sa.select(R.c.id).where(R.c.id == request_id)
+    if connection.scalar(query.with_for_update() if lock else query) is None:
+        raise NotFound(f"request_id {request_id} not found")
+
+
+def resolve_prompt_link(
+    connection: sa.Connection,
+    *,
+    prompt_id: int | None,
+    prompt_name: str | None,
+    version: int | None,
+) -> int | None:
+    """Version id for a logged request's prompt fields, or None when they do not resolve."""
+    template_id: int | None = None
+    if prompt_id is not None:
+        template_id = connection.scalar(sa.select(T.c.id).where(T.c.id == prompt_id))
+    elif prompt_name:
+        template_id = connection.scalar(sa.select(T.c.id).where(T.c.name == prompt_name))
+    if template_id is None:
+        return None
+    return resolve_version_id(connection, template_id=template_id, version=version, label=None)
+
+
+def version_blueprint(connection: sa.Connection, *, version_id: int | None) -> Any:
+    """The stored blueprint of a version (None for None)."""
+    if version_id is None:
+        return None
+    return connection.scalar(sa.select(V.c.prompt_template).where(V.c.id == version_id))
+
+
+def insert_request(
+    connection: sa.Connection,
+    *,
+    values: dict[str, Any],
+    tags: list[str],
+    score: tuple[str, int] | None,
+    idempotency_key: str | None,
+    now: datetime,
+) -> tuple[int, bool]:
+    """Store one request with its tags and optional score; (id, created) — an idempotent
+    repeat returns the first id and False."""
+    by_key = sa.select(R.c.id).where(R.c.idempotency_key == idempotency_key)
+    if idempotency_key is not None:
+        existing = connection.scalar(by_key)
+        if existing is not None:
+            return int(existing), False
+    insert = sa.insert(R).values(**values, idempotency_key=idempotency_key, created_at=now)
+    try:
+        with connection.begin_nested():
+            request_id = int(connection.execute(insert.returning(R.c.id)).scalar_one())
+    except sa.exc.IntegrityError:
+        # Only the idempotency key can clash: another replica stored the same delivery.
+        existing = connection.scalar(by_key) if idempotency_key is not None else None
+        if existing is None:
+            raise
+        return int(existing), False
+    unique_tags = list(dict.fromkeys(tags))
+    if unique_tags:
+        rows = [{"tag": tag, "request_id": request_id} for tag in unique_tags]
+        connection.execute(sa.insert(RT), rows)
+    if score is not None:
+        upsert_score(connection, request_id=request_id, name=score[0], score=score[1], now=now)
+    return request_id, True
+
+
+def _insert_for(connection: sa.Connection) -> Any:
+    return postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+
+
+def upsert_score(
+    connection: sa.Connection, *, request_id: int, name: str, score: int, now: datetime
+) -> None:
+    """Set the score `name` of a request (the last write wins)."""
+    _require_request(connection, request_id)
+    statement = _insert_for(connection)(S).values(
+        request_id=request_id, name=name, score=score, created_at=now, updated_at=now
+    )
+    connection.execute(
+        statement.on_conflict_do_update(
+            index_elements=[S.c.request_id, S.c.name],
+            set_={"score": score, "updated_at": now},
+        )
+    )
+
+
+def merge_metadata(
+    connection: sa.Connection, *, request_id: int, metadata: dict[str, str]
+) -> dict[str, str]:
+    """Merge `metadata` into the request's (new keys win); return the result."""
+    # Row lock on PostgreSQL: two replicas merging into one request must not lose keys.
+    current = connection.scalar(
+        sa.select(R.c.metadata).where(R.c.id == request_id).with_for_update()
+    )
+    if current is None:
+        raise NotFound(f"request_id {request_id} not found")
+    merged = {**current, **metadata}
+    connection.execute(sa.update(R).where(R.c.id == request_id).values(metadata=merged))
+    return merged
+
+
+def link_prompt(
+    connection: sa.Connection,
+    *,
+    request_id: int,
+    prompt_name: str,
+    version: int | None,
+    label: str | None,
+    input_variables: dict[str, Any],
+) -> int:
+    """Link a request to a template version (by label, version or latest); return its id."""
+    _require_request(connection, request_id)
+    template_id = find_template_id(connection, identifier=prompt_name)
+    if template_id is None:
+        raise NotFound(f"prompt template {prompt_name!r} not found")
+    version_id = resolve_version_id(
+        connection, template_id=template_id, version=version, label=label
+    )
+    if version_id is None:
+        what = f"label {label!r}" if label is not None else f"version {version}"
+        raise NotFound(f"prompt template {prompt_name!r} has no {what}")
+    connection.execute(
+        sa.update(R)
+        .where(R.c.id == request_id)
+        .values(prompt_version_id=version_id, prompt_input_variables=input_variables)
+    )
+    return version_id
+
+
+def create_group(connection: sa.Connection, *, now: datetime) -> int:
+    """A new, empty group; its id."""
+    insert = sa.insert(G).values(created_at=now).returning(G.c.id)
+    return int(connection.execute(insert).scalar_one())
+
+
+def link_group(connection: sa.Connection, *, request_id: int, group_id: int) -> None:
+    """Put a request into a group."""
+    _require_request(connection, request_id)
+    if connection.scalar(sa.select(G.c.id).where(G.c.id == group_id)) is None:
+        raise NotFound(f"group_id {group_id} not found")
+    connection.execute(sa.update(R).where(R.c.id == request_id).values(group_id=group_id))
+
+
+def group_exists(connection: sa.Connection, *, group_id: int) -> bool:
+    """Whether `group_id` names a group."""
+    return connection.scalar(sa.select(G.c.id).where(G.c.id == group_id)) is not None
+
+
+def get_request(connection: sa.Connection, *, request_id: int) -> dict[str, Any] | None:
+    """One request in full: its columns plus `tags` (list) and `scores` (name → score)."""
+    row = connection.execute(sa.select(R).where(R.c.id == request_id)).first()
+    if row is None:
+        return None
+    result = row._asdict()
+    tags = sa.select(RT.c.tag).where(RT.c.request_id == request_id).order_by(RT.c.tag)
+    result["tags"] = list(connection.scalars(tags))
+    scores = sa.select(S.c.name, S.c.score).where(S.c.request_id == request_id)
+    result["scores"] = {name: score for name, score in connection.execute(scores)}
+    return result
