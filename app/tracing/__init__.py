@@ -1,0 +1,9 @@
+"""PromptLayer tracing: a per-request LangChain callback handler and pooled log delivery."""
+
+from __future__ import annotations
+
+from app.tracing._delivery import DeliveryError, LogDelivery
+from app.tracing._handler import PromptLayerTracer
+from app.tracing._types import PromptRef
+
+__all__ = ["DeliveryError", "LogDelivery", "PromptLayerTracer", "PromptRef"]
