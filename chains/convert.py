@@ -9,11 +9,12 @@ The input is a registry template as returned by a GET with `skip_input_variable_
   (`f-string`, the default, or `jinja2`, which LangChain renders in a sandbox).
 - `completion` → `PromptTemplate`.
 
-Text blocks of one message are joined with a newline. `image_url` blocks (user messages
-only) become image parts of a multimodal message, with the URL kept literal as PromptLayer
-does. Assistant messages keep their `tool_calls` / `function_call`. Tool and function
-messages are literal (LangChain has no template for them), so they may not use variables.
-Anything else raises `TemplateConversionError` naming the template, the place and the reason.
+Text blocks of one message are concatenated, as OpenAI reads content parts. `image_url`
+blocks (user messages only) become image parts of a multimodal message, with the URL kept
+literal as PromptLayer does. Assistant messages keep their `tool_calls` / `function_call`.
+Tool and function messages are literal (LangChain has no template for them), so they may not
+use variables. Anything else raises `TemplateConversionError` naming the template, the place
+and the reason.
 """
 
 from __future__ import annotations
@@ -115,7 +116,7 @@ def _chat_prompt(blueprint: Mapping[str, Any]) -> ChatPromptTemplate:
 def _completion_prompt(blueprint: Mapping[str, Any]) -> PromptTemplate:
     fmt = _template_format(blueprint, "")
     parts = _content_parts(blueprint.get("content"), "content", fmt, allow_images=False)
-    text = "\n".join(part for part in parts if isinstance(part, str))
+    text = "".join(part for part in parts if isinstance(part, str))
     try:
         return PromptTemplate.from_template(text, template_format=fmt)
     except ValueError as exc:
@@ -151,7 +152,7 @@ def _templated_message(message: Mapping[str, Any], role: str, path: str) -> _Mes
         extra.update(_assistant_calls(message, path))
     cls = _TEMPLATE_CLASSES[role]
     if all(isinstance(part, str) for part in parts):
-        text = "\n".join(part for part in parts if isinstance(part, str))
+        text = "".join(part for part in parts if isinstance(part, str))
         if role == "assistant" and extra and not text_variables(text, fmt):
             # Nothing to fill in: keep it as the literal AIMessage it is (tool calls parsed).
             return AIMessage(content=text, additional_kwargs=extra)
@@ -175,7 +176,7 @@ def _templated_message(message: Mapping[str, Any], role: str, path: str) -> _Mes
 def _literal_message(message: Mapping[str, Any], role: str, path: str) -> BaseMessage:
     fmt = _template_format(message, path)
     parts = _content_parts(message.get("content"), f"{path}.content", fmt, allow_images=False)
-    text = "\n".join(part for part in parts if isinstance(part, str))
+    text = "".join(part for part in parts if isinstance(part, str))
     if text_variables(text, fmt):
         raise _Problem(f"{path}.content", f"{role} messages cannot use input variables")
     if role == "tool":
@@ -247,7 +248,7 @@ def _content_parts(
                     f"{block_path}.type", "image_url blocks are only supported in user messages"
                 )
             if texts:
-                parts.append("\n".join(texts))
+                parts.append("".join(texts))
                 texts = []
             parts.append(_image_of(block, block_path))
         elif kind in _UNSUPPORTED_BLOCKS:
@@ -258,7 +259,7 @@ def _content_parts(
         else:
             raise _Problem(f"{block_path}.type", f"unknown content block type {kind!r}")
     if texts or not parts:
-        parts.append("\n".join(texts))
+        parts.append("".join(texts))
     return parts
 
 

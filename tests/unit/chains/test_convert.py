@@ -73,9 +73,9 @@ def test_jinja2_message_renders_without_warnings() -> None:
     assert rendered == [HumanMessage("[a][b] for me")]
 
 
-def test_text_blocks_of_one_message_are_joined_with_newlines() -> None:
+def test_text_blocks_of_one_message_are_concatenated() -> None:
     prompt = convert(chat(message("system", "One {a}.", "Two.")))
-    assert prompt.invoke({"a": "x"}).to_messages() == [SystemMessage("One x.\nTwo.")]
+    assert prompt.invoke({"a": "x"}).to_messages() == [SystemMessage("One x.Two.")]
 
 
 def test_placeholder_becomes_messages_placeholder() -> None:
