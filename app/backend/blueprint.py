@@ -8,9 +8,7 @@ from app.backend.rendering import TemplateSyntaxError, text_variables
 
 __all__ = ["BlueprintError", "build_llm_kwargs", "validate_blueprint"]
 
-_ROLES = frozenset(
-    {"system", "user", "assistant", "tool", "function", "developer", "placeholder"}
-)
+_ROLES = frozenset({"system", "user", "assistant", "tool", "function", "developer", "placeholder"})
 _FORMATS = frozenset({"f-string", "jinja2"})
 _OPENAI_PROVIDERS = frozenset({"openai", "openai.azure"})
 

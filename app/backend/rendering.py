@@ -149,8 +149,10 @@ def _render_blocks(content: Any, variables: dict[str, Any], template_format: str
         return content
     rendered = []
     for block in content:
-        if isinstance(block, dict) and block.get("type") == "text" and isinstance(
-            block.get("text"), str
+        if (
+            isinstance(block, dict)
+            and block.get("type") == "text"
+            and isinstance(block.get("text"), str)
         ):
             block = {**block, "text": render_text(block["text"], variables, template_format)}
         rendered.append(block)

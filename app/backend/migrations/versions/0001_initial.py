@@ -42,9 +42,7 @@ def upgrade() -> None:
         sa.Column("metadata", sa.JSON(), nullable=False),
         sa.Column("commit_message", sa.String(72), nullable=True),
         sa.Column("created_at", sa.DateTime(), nullable=False),
-        sa.UniqueConstraint(
-            "template_id", "version", name="uq_prompt_versions_template_version"
-        ),
+        sa.UniqueConstraint("template_id", "version", name="uq_prompt_versions_template_version"),
         **AUTO,
     )
     op.create_table(

@@ -1,0 +1,203 @@
+"""Request log through the SDK and raw HTTP: /log-request, /track-request, idempotency."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+
+import httpx
+import sqlalchemy as sa
+from promptlayer import AsyncPromptLayer, PromptLayer
+
+from app.backend.store.requests import get_request
+from app.backend.store.schema import requests as requests_table
+from tests.integration.backend.conftest import API_KEY, OPENAI_MODEL, Backend, chat
+
+MESSAGE_IN = {
+    "type": "chat",
+    "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}],
+}
+MESSAGE_OUT = {
+    "type": "chat",
+    "messages": [{"role": "assistant", "content": [{"type": "text", "text": "hello"}]}],
+}
+
+
+def stored(backend: Backend, request_id: int) -> dict:
+    return backend.read(lambda c: get_request(c, request_id=request_id))
+
+
+def log_body(**extra: object) -> dict:
+    now = time.time()
+    body = {
+        "provider": "openai",
+        "model": "gpt-4o-mini",
+        "input": MESSAGE_IN,
+        "output": MESSAGE_OUT,
+        "request_start_time": now - 1,
+        "request_end_time": now,
+    }
+    return {**body, **extra}
+
+
+def test_log_request_stores_every_field(pl: PromptLayer, backend: Backend, name: str) -> None:
+    pl.templates.publish(
+        {"prompt_name": name, "prompt_template": chat("{q}"), "metadata": OPENAI_MODEL}
+    )
+    start, end = 1_700_000_000.25, 1_700_000_001.5
+    result = pl.log_request(
+        provider="openai",
+        model="gpt-4o-mini",
+        input=MESSAGE_IN,
+        output=MESSAGE_OUT,
+        request_start_time=start,
+        request_end_time=end,
+        parameters={"temperature": 0.2},
+        tags=["route:/example", "chain:example", "route:/example"],
+        metadata={"_langchain_run_id": "r1"},
+        prompt_name=name,
+        prompt_version_number=1,
+        prompt_input_variables={"q": "why"},
+        input_tokens=11,
+        output_tokens=7,
+        price=0.001,
+        function_name="openai.chat.completions.create",
+        api_type="chat-completions",
+        status="WARNING",
+        error_type="PROVIDER_TIMEOUT",
+        error_message="slow",
+    )
+    assert isinstance(result["id"], int)
+    assert result["status"] == "WARNING"
+    assert result["prompt_version"]["messages"][1]["content"][0]["text"] == "{q}"
+    row = backend.read(lambda c: get_request(c, request_id=result["id"]))
+    assert row["kind"] == "log"
+    assert (row["provider"], row["model"]) == ("openai", "gpt-4o-mini")
+    assert (row["input"], row["output"]) == (MESSAGE_IN, MESSAGE_OUT)
+    assert row["parameters"] == {"temperature": 0.2}
+    assert row["tags"] == ["chain:example", "route:/example"]
+    assert row["metadata"] == {"_langchain_run_id": "r1"}
+    assert row["prompt_version_id"] is not None
+    assert row["prompt_input_variables"] == {"q": "why"}
+    assert (row["input_tokens"], row["output_tokens"], row["price"]) == (11, 7, 0.001)
+    assert row["function_name"] == "openai.chat.completions.create"
+    assert (row["status"], row["error_type"], row["error_message"]) == (
+        "WARNING",
+        "PROVIDER_TIMEOUT",
+        "slow",
+    )
+    assert row["api_type"] == "chat-completions"
+    assert row["request_start_time"] == datetime(2023, 11, 14, 22, 13, 20, 250000)
+    assert row["request_end_time"] == datetime(2023, 11, 14, 22, 13, 21, 500000)
+    # The SDK's default score=0 is not a score.
+    assert row["scores"] == {}
+
+
+def test_log_request_scores(pl: PromptLayer, backend: Backend) -> None:
+    plain = pl.log_request(**log_body(score=80))
+    named = pl.log_request(**log_body(score=0, score_name="helpful"))
+    assert backend.read(lambda c: get_request(c, request_id=plain["id"]))["scores"] == {
+        "default": 80
+    }
+    assert backend.read(lambda c: get_request(c, request_id=named["id"]))["scores"] == {
+        "helpful": 0
+    }
+
+
+def test_prompt_link_by_id_and_unresolved(pl: PromptLayer, backend: Backend, name: str) -> None:
+    published = pl.templates.publish({"prompt_name": name, "prompt_template": chat("a")})
+    pl.templates.publish({"prompt_name": name, "prompt_template": chat("b")})
+    by_id = pl.log_request(**log_body(prompt_id=published["id"], prompt_version_number=1))
+    latest = pl.log_request(**log_body(prompt_id=published["id"]))
+    unknown = pl.log_request(**log_body(prompt_name=name + "-nope", prompt_version_number=1))
+    rows = [stored(backend, r["id"]) for r in (by_id, latest, unknown)]
+    assert rows[0]["prompt_version_id"] == published["prompt_version_id"]
+    assert rows[1]["prompt_version_id"] == published["prompt_version_id"] + 1
+    assert rows[2]["prompt_version_id"] is None
+    assert unknown["prompt_version"] is None
+
+
+def test_raw_epoch_and_iso_times(backend: Backend) -> None:
+    headers = {"X-API-KEY": API_KEY}
+    epoch = httpx.post(
+        f"{backend.url}/log-request",
+        json=log_body(request_start_time=1_700_000_000, request_end_time=1_700_000_002.5),
+        headers=headers,
+    )
+    iso = httpx.post(
+        f"{backend.url}/log-request",
+        json=log_body(
+            request_start_time="2024-05-01T12:00:00+02:00",
+            request_end_time="2024-05-01T10:00:03Z",
+        ),
+        headers=headers,
+    )
+    assert (epoch.status_code, iso.status_code) == (201, 201)
+    rows = [stored(backend, r.json()["id"]) for r in (epoch, iso)]
+    assert rows[0]["request_start_time"] == datetime(2023, 11, 14, 22, 13, 20)
+    assert rows[0]["request_end_time"] == datetime(2023, 11, 14, 22, 13, 22, 500000)
+    assert rows[1]["request_start_time"] == datetime(2024, 5, 1, 10, 0, 0)
+    assert rows[1]["request_end_time"] == datetime(2024, 5, 1, 10, 0, 3)
+
+
+def test_idempotency_key(backend: Backend) -> None:
+    key = f"delivery-{time.time_ns()}"
+    headers = {"X-API-KEY": API_KEY, "Idempotency-Key": key}
+    first = httpx.post(f"{backend.url}/log-request", json=log_body(tags=["t"]), headers=headers)
+    again = httpx.post(f"{backend.url}/log-request", json=log_body(tags=["t"]), headers=headers)
+    other = httpx.post(
+        f"{backend.url}/log-request",
+        json=log_body(),
+        headers={**headers, "Idempotency-Key": key + "-2"},
+    )
+    assert (first.status_code, again.status_code, other.status_code) == (201, 201, 201)
+    assert first.json()["id"] == again.json()["id"] != other.json()["id"]
+    count = backend.read(
+        lambda c: c.scalar(
+            sa.select(sa.func.count())
+            .select_from(requests_table)
+            .where(requests_table.c.idempotency_key == key)
+        )
+    )
+    assert count == 1
+
+
+async def test_async_log_request(apl: AsyncPromptLayer, backend: Backend) -> None:
+    result = await apl.log_request(**log_body(tags=["async"], metadata={"k": "v"}))
+    row = backend.read(lambda c: get_request(c, request_id=result["id"]))
+    assert (row["tags"], row["metadata"]) == (["async"], {"k": "v"})
+
+
+def test_track_request(backend: Backend, name: str, pl: PromptLayer) -> None:
+    published = pl.templates.publish({"prompt_name": name, "prompt_template": chat("x")})
+    group = pl.group.create()
+    kwargs = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "n": 1}
+    response = {"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 4}}
+    answer = httpx.post(
+        f"{backend.url}/track-request",
+        json={
+            "function_name": "openai.chat.completions.create",
+            "provider_type": "openai",
+            "args": [],
+            "kwargs": kwargs,
+            "request_response": response,
+            "request_start_time": 1_700_000_000.0,
+            "request_end_time": 1_700_000_001.0,
+            "tags": ["legacy"],
+            "metadata": None,
+            "api_key": API_KEY,
+            "prompt_id": published["id"],
+            "prompt_version": 1,
+            "group_id": group,
+            "return_prompt_blueprint": True,
+        },
+    )
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["success"] is True and isinstance(body["request_id"], int)
+    assert body["prompt_blueprint"]["type"] == "chat"
+    row = backend.read(lambda c: get_request(c, request_id=body["request_id"]))
+    assert (row["kind"], row["input"], row["output"]) == ("track", kwargs, response)
+    assert (row["input_tokens"], row["output_tokens"], row["parameters"]) == (3, 4, {"n": 1})
+    assert (row["prompt_version_id"], row["group_id"]) == (published["prompt_version_id"], group)
+    assert row["tags"] == ["legacy"]
