@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import re
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -23,6 +24,7 @@ __all__ = [
     "api_key_of",
     "authenticated_body",
     "check_header_key",
+    "check_text",
     "store_of",
     "utcnow",
     "validate",
@@ -55,16 +57,45 @@ async def authenticated_body(request: Request) -> dict[str, Any]:
     header_ok = _matches(request.headers.get("x-api-key"), expected)
     raw = await request.body()
     try:
-        body = json.loads(raw) if raw.strip() else {}
-    except (ValueError, UnicodeDecodeError) as exc:
+        body = json.loads(raw, parse_constant=_reject_constant) if raw.strip() else {}
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         if not header_ok:
             raise Unauthorized("missing or invalid API key") from exc
         raise BadRequest(f"request body is not valid JSON: {exc}") from exc
+    # Databases cannot store NUL or lone surrogates in text (PostgreSQL refuses NUL; UTF-8
+    # cannot encode a lone surrogate): a cheap byte test first, the exact walk only if needed.
+    if _SUSPECT_ESCAPE.search(raw) and _has_bad_char(body):
+        raise BadRequest("request body must not contain NUL or unpaired surrogate characters")
     if not header_ok and not (isinstance(body, dict) and _matches(body.get("api_key"), expected)):
         raise Unauthorized("missing or invalid API key (X-API-KEY header or body api_key)")
     if not isinstance(body, dict):
         raise BadRequest("request body must be a JSON object")
     return body
+
+
+def _reject_constant(name: str) -> None:
+    # NaN/Infinity are not JSON; PostgreSQL's json type refuses them too.
+    raise ValueError(f"{name} is not a valid JSON value")
+
+
+_SUSPECT_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
+_BAD_CHAR = re.compile("[\x00\ud800-\udfff]")
+
+
+def _has_bad_char(value: Any) -> bool:
+    if isinstance(value, str):
+        return _BAD_CHAR.search(value) is not None
+    if isinstance(value, dict):
+        return any(_has_bad_char(k) or _has_bad_char(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_bad_char(v) for v in value)
+    return False
+
+
+def check_text(value: str | None, field: str) -> None:
+    """Raise 400 when a path or query value holds a NUL character (PostgreSQL refuses it)."""
+    if value is not None and "\x00" in value:
+        raise BadRequest(f"{field} must not contain NUL characters")
 
 
 def _location(loc: tuple[int | str, ...]) -> str:

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from app.backend.api._http import (
     authenticated_body,
     check_header_key,
+    check_text,
     store_of,
     utcnow,
     validate,
@@ -63,6 +64,7 @@ def template_response(
 async def get_template(identifier: str, request: Request) -> JSONResponse:
     """One template version: latest, by `version`, or by `label` (label wins)."""
     body = validate(GetTemplateBody, await authenticated_body(request))
+    check_text(identifier, "prompt template identifier")
     found = await store_of(request).read(
         lambda c: get_version(c, identifier=identifier, version=body.version, label=body.label)
     )
@@ -79,13 +81,15 @@ async def get_template(identifier: str, request: Request) -> JSONResponse:
 @router.get("/prompt-templates")
 async def list_templates(
     request: Request,
-    page: int = Query(1, ge=1),
+    page: int = Query(1, ge=1, le=1_000_000),
     per_page: int = Query(30, ge=1, le=1000),
     label: str | None = None,
     name: str | None = None,
 ) -> JSONResponse:
     """A page of templates, newest first (latest version each, or the labeled one)."""
     check_header_key(request)
+    check_text(label, "label")
+    check_text(name, "name")
     items, total = await store_of(request).read(
         lambda c: list_versions(c, page=page, per_page=per_page, label=label or None, name=name)
     )

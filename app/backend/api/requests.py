@@ -118,7 +118,7 @@ def _usage(response: Any) -> tuple[int, int]:
     def count(*names: str) -> int:
         for name in names:
             value = usage.get(name)
-            if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**31:
                 return value
         return 0
 

@@ -57,6 +57,8 @@ def _null_to(default: Any) -> BeforeValidator:
     return BeforeValidator(lambda v: default() if v is None else v)
 
 
+# Column limits: INTEGER and BIGINT on PostgreSQL; larger values would fail there, not here.
+_INT32 = 2**31 - 1
 Id = Annotated[int, BeforeValidator(_to_id), Field(ge=1, le=2**63 - 1)]
 Score = Annotated[int, Field(ge=0, le=100)]
 Timestamp = Annotated[datetime, BeforeValidator(_to_utc)]
@@ -77,7 +79,7 @@ class _Body(BaseModel):
 class GetTemplateBody(_Body):
     """POST /prompt-templates/{identifier}."""
 
-    version: Annotated[int, Field(ge=1)] | None = None
+    version: Annotated[int, Field(ge=1, le=_INT32)] | None = None
     label: Label | None = None
     provider: str | None = None
     model: str | None = None
@@ -133,10 +135,10 @@ class LogRequestBody(_Body):
     metadata: StrMap = {}
     prompt_name: str | None = None
     prompt_id: Id | None = None
-    prompt_version_number: Annotated[int, Field(ge=1)] | None = None
+    prompt_version_number: Annotated[int, Field(ge=1, le=_INT32)] | None = None
     prompt_input_variables: JsonObj = {}
-    input_tokens: Annotated[int, Field(ge=0), _null_to(int)] = 0
-    output_tokens: Annotated[int, Field(ge=0), _null_to(int)] = 0
+    input_tokens: Annotated[int, Field(ge=0, le=_INT32), _null_to(int)] = 0
+    output_tokens: Annotated[int, Field(ge=0, le=_INT32), _null_to(int)] = 0
     price: Annotated[float, Field(ge=0, allow_inf_nan=False), _null_to(float)] = 0.0
     function_name: Annotated[str, _null_to(str)] = ""
     score: Annotated[Score, _null_to(int)] = 0
@@ -162,7 +164,7 @@ class TrackRequestBody(_Body):
     tags: Tags = []
     metadata: StrMap = {}
     prompt_id: Id | None = None
-    prompt_version: Annotated[int, Field(ge=1)] | None = None
+    prompt_version: Annotated[int, Field(ge=1, le=_INT32)] | None = None
     prompt_input_variables: JsonObj = {}
     group_id: Id | None = None
     return_prompt_blueprint: bool | None = None
@@ -195,7 +197,7 @@ class TrackPromptBody(_Body):
     request_id: Id
     prompt_name: Name
     prompt_input_variables: JsonObj = {}
-    version: Annotated[int, Field(ge=1)] | None = None
+    version: Annotated[int, Field(ge=1, le=_INT32)] | None = None
     label: Label | None = None
 
 

@@ -80,7 +80,8 @@ def _to_versions(connection: sa.Connection, rows: Sequence[Any]) -> list[Templat
 def find_template_id(connection: sa.Connection, *, identifier: str) -> int | None:
     """Template id by name, or by numeric id when no template has that name."""
     found = connection.scalar(sa.select(T.c.id).where(T.c.name == identifier))
-    if found is None and identifier.isascii() and identifier.isdigit():
+    # Up to 18 digits always fits a BIGINT id.
+    if found is None and identifier.isascii() and identifier.isdigit() and len(identifier) <= 18:
         found = connection.scalar(sa.select(T.c.id).where(T.c.id == int(identifier)))
     return found
 

@@ -146,3 +146,53 @@ def test_healthz_and_traces(backend: Backend) -> None:
         headers={"Content-Type": "application/x-protobuf"},
     )
     assert traces.status_code == 200
+
+
+def _raw_log(extra: str) -> bytes:
+    return (
+        '{"provider": "openai", "model": "m", "input": {}, "output": {},'
+        f' "request_start_time": 1, "request_end_time": 2{extra}}}'
+    ).encode()
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        (_raw_log(', "function_name": "a\\u0000b"'), "NUL"),
+        (_raw_log(', "parameters": {"x": "\\ud800"}'), "surrogate"),
+        (_raw_log(', "parameters": {"x": NaN}'), "NaN"),
+        (_raw_log(', "price": Infinity'), "Infinity"),
+        (_raw_log(', "input_tokens": 100000000000'), "input_tokens"),
+        (b"[" * 100_000 + b"]" * 100_000, "JSON"),
+    ],
+)
+def test_values_the_database_cannot_store_are_400(
+    backend: Backend, content: bytes, fragment: str
+) -> None:
+    answer = httpx.post(
+        f"{backend.url}/log-request",
+        content=content,
+        headers={"X-API-KEY": API_KEY, "Content-Type": "application/json"},
+    )
+    assert answer.status_code == 400
+    assert fragment in answer.json()["message"]
+
+
+def test_paired_surrogate_escapes_are_fine(backend: Backend) -> None:
+    answer = httpx.post(
+        f"{backend.url}/log-request",
+        content=_raw_log(', "tags": ["\\ud83d\\ude00"]'),
+        headers={"X-API-KEY": API_KEY, "Content-Type": "application/json"},
+    )
+    assert answer.status_code == 201
+
+
+def test_nul_in_path_and_query_is_400(backend: Backend) -> None:
+    headers = {"X-API-KEY": API_KEY}
+    by_path = httpx.post(f"{backend.url}/prompt-templates/a%00b", json={}, headers=headers)
+    by_query = httpx.get(
+        f"{backend.url}/prompt-templates", params={"name": "a\x00"}, headers=headers
+    )
+    assert (by_path.status_code, by_query.status_code) == (400, 400)
+    huge_id = httpx.post(f"{backend.url}/prompt-templates/{'9' * 30}", json={}, headers=headers)
+    assert huge_id.status_code == 404
