@@ -51,7 +51,8 @@ class ChainSpec:
     label: str | None = None
     version: int | None = None
     model_name: str | None = None
-    model_parameters: Mapping[str, Any] = field(default_factory=dict)
+    # Not hashed (a dict); specs stay usable as dict keys.
+    model_parameters: Mapping[str, Any] = field(default_factory=dict, hash=False)
     output: Literal["str", "json"] = "str"
 
     def __post_init__(self) -> None:

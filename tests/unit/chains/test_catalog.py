@@ -173,3 +173,8 @@ def test_package_exports() -> None:
             "catalog", "convert", "errors", "inputs", "model", "annotations"
         }
     )
+
+
+def test_specs_are_hashable() -> None:
+    spec = ChainSpec(path="/a", prompt_name="a", model_parameters={"temperature": 0})
+    assert {spec: 1}[ChainSpec(path="/a", prompt_name="a", model_parameters={"temperature": 0})]
