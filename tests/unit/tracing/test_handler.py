@@ -1,0 +1,198 @@
+"""PromptLayerTracer with LangChain's fake models and a recording stand-in for delivery."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Coroutine
+from typing import Any
+from uuid import UUID
+
+import pytest
+from langchain_core.language_models.fake import FakeListLLM
+from langchain_core.language_models.fake_chat_models import FakeListChatModel
+from langchain_core.messages import AIMessage, HumanMessage
+from langchain_core.output_parsers import StrOutputParser
+from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
+from langchain_core.runnables import RunnableLambda
+
+from app.tracing import PromptLayerTracer, PromptRef
+
+
+class FakeDelivery:
+    """Records what the tracer submits; ids count up from 1. `hold` keeps futures pending."""
+
+    def __init__(self, *, hold: bool = False, broken: bool = False) -> None:
+        self.bodies: list[dict[str, Any]] = []
+        self.keys: list[str] = []
+        self.tracked: list[tuple[int, int]] = []
+        self.hold, self.broken = hold, broken
+        self._ids = itertools.count(1)
+        self.loop = asyncio.get_running_loop()
+
+    def submit(self, body: dict[str, Any], *, idempotency_key: str) -> asyncio.Future[int | None]:
+        if self.broken:
+            raise RuntimeError("delivery exploded")
+        self.bodies.append(body)
+        self.keys.append(idempotency_key)
+        future: asyncio.Future[int | None] = asyncio.Future(loop=self.loop)
+        if not self.hold:
+            self.loop.call_soon_threadsafe(future.set_result, next(self._ids))
+        return future
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Future[Any]:
+        return self.loop.create_task(coro)
+
+    async def create_group(self) -> int:
+        return 99
+
+    async def track_group(self, request_id: int, group_id: int) -> bool:
+        self.tracked.append((request_id, group_id))
+        return True
+
+
+PROMPT = PromptRef(name="example", version=3, template_id=12,
+                   input_variable_names=("product", "history"))
+
+
+def _chain(*replies: str) -> Any:
+    prompt = ChatPromptTemplate.from_messages(
+        [("system", "be brief"), MessagesPlaceholder("history", optional=True),
+         ("user", "about {product}")]
+    )
+    return prompt | FakeListChatModel(responses=list(replies) or ["ok"]) | StrOutputParser()
+
+
+def _tracer(delivery: FakeDelivery, **kwargs: Any) -> PromptLayerTracer:
+    options: dict[str, Any] = {"tags": ["route:/example", "endpoint:invoke"], "prompt": PROMPT,
+                               "pl_tags": ["extra"], "metadata": {"langserve_endpoint": "invoke"}}
+    return PromptLayerTracer(delivery, **{**options, **kwargs})  # type: ignore[arg-type]
+
+
+async def test_one_chat_call_becomes_one_complete_log() -> None:
+    delivery = FakeDelivery()
+    tracer = _tracer(delivery)
+    assert await _chain("toast!").ainvoke({"product": "toasters"},
+                                         config={"callbacks": [tracer]}) == "toast!"
+    (body,) = delivery.bodies
+    (root,) = tracer.root_run_ids
+    assert body["status"] == "SUCCESS"
+    assert body["tags"] == ["route:/example", "endpoint:invoke", "extra"]
+    assert body["prompt_name"] == "example"
+    assert body["prompt_version_number"] == 3
+    assert body["prompt_id"] == 12
+    assert body["prompt_input_variables"] == {"product": "toasters"}
+    assert body["function_name"] == "langchain.FakeListChatModel"
+    assert body["input"]["messages"][-1]["content"] == [{"type": "text", "text": "about toasters"}]
+    assert body["output"]["messages"][0]["content"] == [{"type": "text", "text": "toast!"}]
+    assert body["metadata"]["langserve_endpoint"] == "invoke"
+    assert body["metadata"]["_langchain_root_run_id"] == str(root)
+    assert body["metadata"]["_langchain_parent_run_id"] == str(root)
+    assert delivery.keys == [body["metadata"]["_langchain_run_id"]]
+    assert isinstance(body["request_start_time"], float)
+    assert body["request_start_time"] <= body["request_end_time"]
+    assert await tracer.request_ids(root, timeout=1) == [1]
+    assert len(tracer._tree) == 0  # the run tree is dropped when the root ends
+    assert tracer.group_ids == {}
+
+
+async def test_streamed_root_still_finds_the_input_variables() -> None:
+    delivery = FakeDelivery()
+    tracer = _tracer(delivery)
+    history = [HumanMessage("hi"), AIMessage("hello")]
+    chunks = [c async for c in _chain("a b").astream(
+        {"product": "kettles", "history": history}, config={"callbacks": [tracer]})]
+    assert "".join(chunks) == "a b"
+    (body,) = delivery.bodies
+    assert body["prompt_input_variables"] == {"product": "kettles",
+                                              "history": "Human: hi\nAI: hello"}
+
+
+async def test_two_calls_are_grouped_after_the_root_ends() -> None:
+    delivery = FakeDelivery()
+    ids: list[int] = []
+    tracer = _tracer(delivery, pl_id_callback=ids.append)
+    chain = _chain("first") | RunnableLambda(lambda text: {"product": text}) | _chain("second")
+    assert await chain.ainvoke({"product": "x"}, config={"callbacks": [tracer]}) == "second"
+    assert await tracer.drain(timeout=1)
+    (root,) = tracer.root_run_ids
+    assert await tracer.request_ids(root, timeout=1) == [1, 2]
+    assert delivery.tracked == [(1, 99), (2, 99)]
+    assert tracer.group_ids == {root: 99}
+    assert sorted(ids) == [1, 2]
+
+
+async def test_completion_llm_and_error_status() -> None:
+    delivery = FakeDelivery()
+    tracer = _tracer(delivery, prompt=None)
+    assert await FakeListLLM(responses=["yes"]).ainvoke("q?", config={"callbacks": [tracer]})
+    body = delivery.bodies[0]
+    assert body["input"]["type"] == "completion"
+    assert body["input"]["content"] == [{"type": "text", "text": "q?"}]
+    assert body["output"]["content"] == [{"type": "text", "text": "yes"}]
+    assert body["prompt_name"] is None
+    assert body["prompt_input_variables"] == {}
+    assert "_langchain_parent_run_id" not in body["metadata"]  # the LLM is the root here
+
+    failing = _chain() | RunnableLambda(lambda _: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        await failing.ainvoke({"product": "p"}, config={"callbacks": [tracer]})
+    assert len(tracer._tree) == 0
+
+
+async def test_llm_error_logs_error_status() -> None:
+    class Boom(FakeListChatModel):
+        async def _agenerate(self, *args: Any, **kwargs: Any) -> Any:
+            raise TimeoutError("took too long")
+
+    delivery = FakeDelivery()
+    tracer = _tracer(delivery)
+    chain = ChatPromptTemplate.from_messages([("user", "{product}")]) | Boom(responses=["x"])
+    with pytest.raises(TimeoutError):
+        await chain.ainvoke({"product": "p"}, config={"callbacks": [tracer]})
+    (body,) = delivery.bodies
+    assert body["status"] == "ERROR"
+    assert body["error_type"] == "PROVIDER_TIMEOUT"
+    assert body["error_message"] == "TimeoutError: took too long"
+    assert body["output"] == {"type": "chat", "messages": [], "input_variables": []}
+
+
+async def test_a_broken_delivery_never_fails_the_chain() -> None:
+    tracer = _tracer(FakeDelivery(broken=True))
+    assert await _chain("fine").ainvoke({"product": "x"}, config={"callbacks": [tracer]}) == "fine"
+    assert await tracer.request_ids(tracer.root_run_ids[0], timeout=0.1) == []
+
+
+async def test_undelivered_ids_are_none_after_the_timeout() -> None:
+    tracer = _tracer(FakeDelivery(hold=True))
+    await _chain().ainvoke({"product": "x"}, config={"callbacks": [tracer]})
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    assert await tracer.request_ids(tracer.root_run_ids[0], timeout=0.1) == [None]
+    assert loop.time() - started < 0.5
+    assert await tracer.request_ids(UUID(int=0), timeout=1) == []
+
+
+async def test_concurrent_roots_on_one_tracer() -> None:
+    delivery = FakeDelivery()
+    tracer = _tracer(delivery)
+    chain = _chain(*["r"] * 50)
+    await asyncio.gather(*(chain.ainvoke({"product": str(i)}, config={"callbacks": [tracer]})
+                           for i in range(20)))
+    assert len(tracer.root_run_ids) == 20
+    ids = [await tracer.request_ids(r, timeout=1) for r in tracer.root_run_ids]
+    assert sorted(i for (i,) in ids) == list(range(1, 21))
+    assert sorted(b["prompt_input_variables"]["product"] for b in delivery.bodies) == sorted(
+        str(i) for i in range(20))
+    assert len(tracer._tree) == 0
+
+
+async def test_sync_invoke_in_a_worker_thread_delivers_on_the_owner_loop() -> None:
+    delivery = FakeDelivery()
+    tracer = _tracer(delivery)
+    loop = asyncio.get_running_loop()
+    result = await loop.run_in_executor(
+        None, lambda: _chain("sync").invoke({"product": "x"}, config={"callbacks": [tracer]}))
+    assert result == "sync"
+    (root,) = tracer.root_run_ids
+    assert await tracer.request_ids(root, timeout=1) == [1]
