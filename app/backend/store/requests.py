@@ -34,6 +34,12 @@ __all__ = [
 ]
 
 
+# Built once: constructing statements per call costs more than executing them (ingest path).
+_INSERT_REQUEST = sa.insert(R).returning(R.c.id)
+_INSERT_TAG = sa.insert(RT)
+_ID_BY_KEY = sa.select(R.c.id).where(R.c.idempotency_key == sa.bindparam("key"))
+
+
 def _require_request(connection: sa.Connection, request_id: int, *, lock: bool = False) -> None:
     query = sa.select(R.c.id).where(R.c.id == request_id)
     if connection.scalar(query.with_for_update() if lock else query) is None:
@@ -76,28 +82,36 @@ def insert_request(
 ) -> tuple[int, bool]:
     """Store one request with its tags and optional score; (id, created) — an idempotent
     repeat returns the first id and False."""
-    by_key = sa.select(R.c.id).where(R.c.idempotency_key == idempotency_key)
-    if idempotency_key is not None:
-        existing = connection.scalar(by_key)
-        if existing is not None:
-            return int(existing), False
-    insert = sa.insert(R).values(**values, idempotency_key=idempotency_key, created_at=now)
-    try:
-        with connection.begin_nested():
-            request_id = int(connection.execute(insert.returning(R.c.id)).scalar_one())
-    except sa.exc.IntegrityError:
-        # Only the idempotency key can clash: another replica stored the same delivery.
-        existing = connection.scalar(by_key) if idempotency_key is not None else None
-        if existing is None:
-            raise
-        return int(existing), False
+    row = {"group_id": None, **values, "idempotency_key": idempotency_key, "created_at": now}
+    if idempotency_key is None:
+        request_id = int(connection.execute(_INSERT_REQUEST, row).scalar_one())
+    else:
+        found = _id_by_key(connection, idempotency_key, row)
+        if found[1] is False:
+            return found
+        request_id = found[0]
     unique_tags = list(dict.fromkeys(tags))
     if unique_tags:
         rows = [{"tag": tag, "request_id": request_id} for tag in unique_tags]
-        connection.execute(sa.insert(RT), rows)
+        connection.execute(_INSERT_TAG, rows)
     if score is not None:
         upsert_score(connection, request_id=request_id, name=score[0], score=score[1], now=now)
     return request_id, True
+
+
+def _id_by_key(connection: sa.Connection, key: str, row: dict[str, Any]) -> tuple[int, bool]:
+    existing = connection.execute(_ID_BY_KEY, {"key": key}).scalar()
+    if existing is not None:
+        return int(existing), False
+    try:
+        with connection.begin_nested():
+            return int(connection.execute(_INSERT_REQUEST, row).scalar_one()), True
+    except sa.exc.IntegrityError:
+        # Only the idempotency key can clash: another replica stored the same delivery.
+        existing = connection.execute(_ID_BY_KEY, {"key": key}).scalar()
+        if existing is None:
+            raise
+        return int(existing), False
 
 
 def _insert_for(connection: sa.Connection) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ import sqlalchemy as sa
 
 from app.backend.store import Store, open_store
 from app.backend.store.requests import create_group
-from app.backend.store.schema import groups
+from app.backend.store.schema import groups, scores
 
 
 @pytest.fixture
@@ -21,24 +22,47 @@ def store(tmp_path: Path) -> Iterator[Store]:
     opened.close()
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'x.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url").replace("postgresql:", "postgresql+psycopg:")
+    opened = open_store(url)
+    yield opened
+    opened.close()
+
+
+NOW = datetime(2024, 1, 1)
+
+
 def _fail_after_insert(connection: sa.Connection) -> int:
-    connection.execute(sa.insert(groups).values(created_at=sa.func.current_timestamp()))
+    create_group(connection, now=NOW)
     raise ValueError("boom")
 
 
-async def test_one_failing_call_does_not_hurt_the_batch(store: Store) -> None:
-    from datetime import datetime
+def _database_error_after_insert(connection: sa.Connection) -> int:
+    create_group(connection, now=NOW)
+    # Foreign key violation: an error raised by the database itself.
+    connection.execute(
+        sa.insert(scores).values(request_id=999, name="x", score=1, created_at=NOW, updated_at=NOW)
+    )
+    return 0
 
-    now = datetime(2024, 1, 1)
-    calls = [store.write(lambda c: create_group(c, now=now)) for _ in range(20)]
-    calls.insert(10, store.write(_fail_after_insert))
+
+async def test_failing_calls_do_not_hurt_the_batch(any_store: Store) -> None:
+    calls = [any_store.write(lambda c: create_group(c, now=NOW)) for _ in range(20)]
+    calls.insert(5, any_store.write(_fail_after_insert))
+    calls.insert(10, any_store.write(_database_error_after_insert))
     results = await asyncio.gather(*calls, return_exceptions=True)
     failures = [r for r in results if isinstance(r, BaseException)]
-    assert len(failures) == 1 and str(failures[0]) == "boom"
+    assert len(failures) == 2
+    assert str(failures[0]) == "boom"
+    assert isinstance(failures[1], sa.exc.IntegrityError)
     ids = sorted(r for r in results if isinstance(r, int))
     assert len(ids) == 20
-    stored = await store.read(lambda c: sorted(c.scalars(sa.select(groups.c.id))))
-    # The failed call's insert was rolled back with its savepoint.
+    stored = await any_store.read(lambda c: sorted(c.scalars(sa.select(groups.c.id))))
+    # The failed calls' inserts were rolled back with their savepoints.
     assert stored == ids
 
 
@@ -55,8 +79,6 @@ def test_sqlite_pragmas_and_migration_idempotent(store: Store, tmp_path: Path) -
 
 
 async def test_ids_never_reused(store: Store) -> None:
-    from datetime import datetime
-
     first = await store.write(lambda c: create_group(c, now=datetime(2024, 1, 1)))
     await store.write(lambda c: c.execute(sa.delete(groups).where(groups.c.id == first)))
     second = await store.write(lambda c: create_group(c, now=datetime(2024, 1, 1)))
