@@ -20,7 +20,7 @@ from langchain_core.outputs import LLMResult
 from app.tracing import _blueprints as bp
 from app.tracing._delivery import LogDelivery
 from app.tracing._errors import error_message, error_type
-from app.tracing._runs import LLMCall, RunTree
+from app.tracing._runs import LLMCall, RunTree, as_uuid
 from app.tracing._types import LogBody, PromptRef
 
 __all__ = ["PromptLayerTracer"]
@@ -69,9 +69,11 @@ class PromptLayerTracer(AsyncCallbackHandler):
         """PromptLayer group id per root run, once its group has been created."""
         return dict(self._group_ids)
 
-    async def request_ids(self, root_run_id: UUID, *, timeout: float) -> list[int | None]:
+    async def request_ids(
+        self, root_run_id: UUID | str, *, timeout: float
+    ) -> list[int | None]:
         """That root's PromptLayer request ids, in LLM-call order; None if not in time."""
-        futures = list(self._requests.get(root_run_id, ()))
+        futures = list(self._requests.get(as_uuid(root_run_id), ()))
         if futures and timeout > 0:
             await asyncio.wait(futures, timeout=timeout)
         return [_result(f) for f in futures]
@@ -288,10 +290,11 @@ class PromptLayerTracer(AsyncCallbackHandler):
 
     def _end(self, run_id: UUID) -> None:
         try:
-            _, root = self._tree.finish(run_id)
-            if root is not None and root.llm_calls >= 2:
-                futures = list(self._requests.get(run_id, ()))
-                self._group_tasks.append(self._delivery.spawn(self._group(run_id, futures)))
+            node, root = self._tree.finish(run_id)
+            if node is not None and root is not None and root.llm_calls >= 2:
+                futures = list(self._requests.get(node.root_id, ()))
+                self._group_tasks.append(
+                    self._delivery.spawn(self._group(node.root_id, futures)))
         except Exception:
             logger.exception("PromptLayer tracer: ending run %s failed", run_id)
 

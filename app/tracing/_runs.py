@@ -15,10 +15,15 @@ from uuid import UUID
 
 from langchain_core.messages import BaseMessage
 
-__all__ = ["LLMCall", "RootState", "RunNode", "RunTree"]
+__all__ = ["LLMCall", "RootState", "RunNode", "RunTree", "as_uuid"]
 
 # What RunnableSequence.astream reports as its input before the real input has streamed in.
 _STREAM_PLACEHOLDER = {"input": ""}
+
+
+def as_uuid(run_id: UUID | str) -> UUID:
+    """`run_id` as a UUID: LangServe passes the root's run id to LangChain as a string."""
+    return run_id if isinstance(run_id, UUID) else UUID(str(run_id))
 
 
 @dataclass(slots=True)
@@ -80,6 +85,8 @@ class RunTree:
         llm: LLMCall | None = None,
     ) -> RunNode:
         """Record a started run; a run whose parent we never saw starts a new root."""
+        run_id = as_uuid(run_id)
+        parent_id = as_uuid(parent_id) if parent_id is not None else None
         with self._lock:
             parent = self._runs.get(parent_id) if parent_id is not None else None
             root_id = parent.root_id if parent is not None else run_id
@@ -98,11 +105,13 @@ class RunTree:
 
     def get(self, run_id: UUID) -> RunNode | None:
         """The node of a run still in progress."""
+        run_id = as_uuid(run_id)
         with self._lock:
             return self._runs.get(run_id)
 
     def finish(self, run_id: UUID) -> tuple[RunNode | None, RootState | None]:
         """Forget a finished run; if it was a root, drop its tree and return its state."""
+        run_id = as_uuid(run_id)
         with self._lock:
             node = self._runs.pop(run_id, None)
             if node is None or node.root_id != run_id:

@@ -196,3 +196,36 @@ async def test_sync_invoke_in_a_worker_thread_delivers_on_the_owner_loop() -> No
     assert result == "sync"
     (root,) = tracer.root_run_ids
     assert await tracer.request_ids(root, timeout=1) == [1]
+
+
+# LangServe's /stream_log still uses astream_log, deprecated in langchain-core 1.x.
+@pytest.mark.filterwarnings("ignore:astream_log is deprecated")
+@pytest.mark.parametrize("api", ["astream_events", "astream_log"])
+async def test_langserve_stream_apis_are_traced(api: str) -> None:
+    delivery = FakeDelivery()
+    tracer = _tracer(delivery)
+    chain = _chain("a b c")
+    config: Any = {"callbacks": [tracer]}
+    if api == "astream_events":
+        events = [e async for e in chain.astream_events({"product": "irons"}, config=config,
+                                                         version="v2")]
+        assert any(e["event"] == "on_chat_model_stream" for e in events)
+    else:
+        patches = [p async for p in chain.astream_log({"product": "irons"}, config=config)]
+        assert patches
+    (body,) = delivery.bodies
+    assert body["prompt_input_variables"] == {"product": "irons"}
+    assert body["output"]["messages"][0]["content"] == [{"type": "text", "text": "a b c"}]
+    assert len(tracer._tree) == 0
+
+
+async def test_a_string_root_run_id_as_langserve_passes_it() -> None:
+    delivery = FakeDelivery()
+    tracer = _tracer(delivery)
+    run_id = "430b9969-02c9-41cb-b1c4-3d98707b9113"
+    await _chain().ainvoke({"product": "x"}, config={"callbacks": [tracer],
+                                                     "run_id": run_id})  # type: ignore[typeddict-item]
+    assert tracer.root_run_ids == [UUID(run_id)]
+    assert await tracer.request_ids(run_id, timeout=1) == [1]
+    assert await tracer.request_ids(UUID(run_id), timeout=1) == [1]
+    assert delivery.bodies[0]["metadata"]["_langchain_root_run_id"] == run_id
