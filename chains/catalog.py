@@ -113,6 +113,7 @@ def build_chain(
     api_key: str | None,
     base_url: str | None,
     model_name_override: str | None = None,
+    http_async_client: Any | None = None,
 ) -> Runnable[Any, Any]:
     """`prompt | ChatOpenAI | parser` for a registry template, typed with its input variables."""
     name = str(template.get("prompt_name") or spec.prompt_name)
@@ -128,6 +129,7 @@ def build_chain(
         model_name_override=model_name_override or spec.model_name,
         parameter_overrides=spec.model_parameters,
         template_name=name,
+        http_async_client=http_async_client,
     )
     llm: Runnable[Any, Any] = model
     blueprint = template.get("prompt_template") or {}

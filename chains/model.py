@@ -124,8 +124,14 @@ def build_chat_model(
     streaming_usage: bool = True,
     parameter_overrides: Mapping[str, Any] | None = None,
     template_name: str = "<unnamed>",
+    http_async_client: Any | None = None,
 ) -> ChatOpenAI:
-    """The ChatOpenAI a template asks for, pointed at `base_url` with `api_key`."""
+    """The ChatOpenAI a template asks for, pointed at `base_url` with `api_key`.
+
+    `http_async_client` lets the server own the connection pool (and close it on shutdown);
+    without it langchain-openai shares one cached pool per process, bound to the first
+    event loop that used it.
+    """
     metadata = dict(model_metadata)
     if parameter_overrides:
         metadata["parameters"] = {**(metadata.get("parameters") or {}), **parameter_overrides}
@@ -142,6 +148,7 @@ def build_chat_model(
             api_key=SecretStr(api_key or _NO_KEY),
             base_url=base_url,
             stream_usage=streaming_usage,
+            http_async_client=http_async_client,
             **arguments,
         )
     except ValueError as exc:  # pydantic's ValidationError is a ValueError

@@ -22,7 +22,9 @@ _OUR_VARIABLES = (
 
 
 @pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+def _clean_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     for name in list(os.environ):
         if name in _OUR_VARIABLES or name.startswith("PROMPTSERVE_"):
             monkeypatch.delenv(name, raising=False)

@@ -7,10 +7,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import openai
 from fastapi import FastAPI
 from langserve import add_routes
 from promptlayer import AsyncPromptLayer, PromptLayer
@@ -29,7 +30,7 @@ from app.service._health import router as health_router
 from app.service._limits import BodySizeLimitMiddleware
 from app.service._trace_middleware import TraceResponseMiddleware
 from app.tracing import LogDelivery
-from chains.catalog import CATALOG, ChainSpec, build_chain, fetch_template
+from chains.catalog import CATALOG, ChainSpec, afetch_template, build_chain
 
 __all__ = ["create_app"]
 
@@ -44,8 +45,10 @@ class _Registry:
     api_key: str
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the service; chains are fetched and routed when the lifespan starts."""
+def create_app(
+    settings: Settings | None = None, *, catalog: Sequence[ChainSpec] = CATALOG
+) -> FastAPI:
+    """Build the service; the catalog's chains are fetched and routed when the lifespan starts."""
     settings = settings if settings is not None else Settings()
     backend_app = None
     backend_key = None
@@ -70,7 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 registry = _Registry(
                     settings.promptlayer_base_url, settings.promptlayer_api_key.get_secret_value()
                 )
-            await _start_service(app, settings, registry, tokens, stack)
+            await _start_service(app, settings, catalog, registry, tokens, stack)
             yield
 
     app = FastAPI(title="promptserve", version="0.1.0", lifespan=lifespan)
@@ -91,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 async def _start_service(
     app: FastAPI,
     settings: Settings,
+    catalog: Sequence[ChainSpec],
     registry: _Registry,
     tokens: FeedbackTokens,
     stack: contextlib.AsyncExitStack,
@@ -98,6 +102,9 @@ async def _start_service(
     client = AsyncPromptLayer(api_key=registry.api_key, base_url=registry.base_url)
     delivery = LogDelivery(base_url=registry.base_url, api_key=registry.api_key)
     stack.push_async_callback(delivery.aclose)
+    # One pool to the model server per app, closed with it (see chains.model).
+    model_http = openai.DefaultAsyncHttpxClient()
+    stack.push_async_callback(model_http.aclose)
 
     def build(spec: ChainSpec, template: Any) -> Any:
         return build_chain(
@@ -105,16 +112,17 @@ async def _start_service(
             template,
             api_key=settings.openai_api_key.get_secret_value() if settings.openai_api_key else None,
             base_url=settings.openai_base_url,
+            http_async_client=model_http,
         )
 
     runtime = ChainRuntime(
-        CATALOG,
-        fetch=lambda spec: fetch_template(client, spec),
+        catalog,
+        fetch=lambda spec: afetch_template(client, spec),
         build=build,
         cache=TemplateCache(settings.data_dir / "templates"),
     )
     await runtime.load()
-    for spec in CATALOG:
+    for spec in catalog:
         add_routes(
             app,
             runtime.live(spec.name),
@@ -124,9 +132,7 @@ async def _start_service(
             ),
         )
     app.state.runtime = runtime
-    app.state.feedback = FeedbackService(
-        tokens=tokens, api_keys=settings.api_keys, client=client
-    )
+    app.state.feedback = FeedbackService(tokens=tokens, api_keys=settings.api_keys, client=client)
     refresh = asyncio.create_task(runtime.refresh_forever(settings.refresh_interval_seconds))
 
     async def stop_refresh() -> None:

@@ -161,7 +161,9 @@ class ChainRuntime:
                 template = await self._fetch(spec)
             except Exception as error:
                 registry_ok = False
-                logger.warning("template refresh failed", extra={"chain": spec.name, "error": str(error)})
+                logger.warning(
+                    "template refresh failed", extra={"chain": spec.name, "error": str(error)}
+                )
                 continue
             current = self._served.get(spec.name)
             if current is not None and _same_version(current.template, template):
@@ -171,13 +173,19 @@ class ChainRuntime:
             except Exception as error:
                 logger.error(
                     "new template version cannot be served; keeping the last good one",
-                    extra={"chain": spec.name, "version": template.get("version"), "error": str(error)},
+                    extra={
+                        "chain": spec.name,
+                        "version": template.get("version"),
+                        "error": str(error),
+                    },
                 )
                 continue
             self._install(spec, template, runnable)
             self._cache.store(spec, template)
             changed.append(spec.name)
-            logger.info("chain rebuilt", extra={"chain": spec.name, "version": template.get("version")})
+            logger.info(
+                "chain rebuilt", extra={"chain": spec.name, "version": template.get("version")}
+            )
         self.registry_ok = registry_ok
         return changed
 

@@ -33,10 +33,10 @@ def _attach_tracer(config: RunnableConfig) -> RunnableConfig:
 class LiveChain(RunnableBinding[Any, Any]):
     """Serves the chain it currently holds; `swap` installs a new one."""
 
-    def __init__(self, chain: Runnable[Any, Any], **kwargs: Any) -> None:
-        """Start serving `chain`."""
+    def __init__(self, bound: Runnable[Any, Any], **kwargs: Any) -> None:
+        """Start serving `bound`; `with_config` and friends copy through here too."""
         kwargs.setdefault("config_factories", [_attach_tracer])
-        super().__init__(bound=chain, **kwargs)
+        super().__init__(bound=bound, **kwargs)
 
     def swap(self, chain: Runnable[Any, Any]) -> None:
         """Serve `chain` from the next run on."""

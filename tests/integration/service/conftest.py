@@ -1,0 +1,90 @@
+"""A real promptserve (embedded backend included) and a fake OpenAI server, on free ports."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+import yaml
+from fastapi import FastAPI
+
+from app.backend.store.engine import make_engine
+from app.backend.store.requests import get_request
+from app.config import Settings
+from app.service import create_app
+from chains.catalog import CATALOG, TEMPLATES_DIR, ChainSpec
+from tests.utils.fake_openai import FakeOpenAI
+from tests.utils.servers import serve_in_thread
+
+SERVICE_KEY = "service-key-for-tests"
+BACKEND_KEY = "backend-key-for-tests"
+FAILING = ChainSpec(path="/failing", name="failing", prompt_name="failing", label="prod")
+
+
+@dataclass
+class Service:
+    """A running promptserve and what the tests need to look inside it."""
+
+    url: str
+    app: FastAPI
+    settings: Settings
+    fake: FakeOpenAI
+    engine: sa.Engine
+
+    def stored_request(self, request_id: int) -> dict[str, Any]:
+        """The request as the embedded backend stored it."""
+        with self.engine.connect() as connection:
+            found = get_request(connection, request_id=request_id)
+        assert found is not None, f"request {request_id} is not in the store"
+        return found
+
+
+@pytest.fixture(scope="session")
+def fake_llm() -> Iterator[tuple[FakeOpenAI, str]]:
+    fake = FakeOpenAI()
+    with serve_in_thread(fake.app) as url:
+        yield fake, url
+
+
+def write_templates(directory: Path) -> Path:
+    """The bundled templates plus a `failing` one whose model always answers 500."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for path in TEMPLATES_DIR.glob("*.yaml"):
+        shutil.copy(path, directory / path.name)
+    failing = yaml.safe_load((TEMPLATES_DIR / "example.yaml").read_text())
+    failing["name"] = "failing"
+    failing["metadata"]["model"]["name"] = "fail-500"
+    (directory / "failing.yaml").write_text(yaml.safe_dump(failing))
+    return directory
+
+
+def service_settings(data_dir: Path, llm_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "data_dir": data_dir,
+        "templates_dir": write_templates(data_dir / "seed"),
+        "promptlayer_api_key": BACKEND_KEY,
+        "openai_base_url": f"{llm_url}/v1",
+        "openai_api_key": "sk-test",
+        "api_keys": [SERVICE_KEY],
+        "refresh_interval_seconds": 3600,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)
+
+
+@pytest.fixture(scope="module")
+def service(
+    tmp_path_factory: pytest.TempPathFactory, fake_llm: tuple[FakeOpenAI, str]
+) -> Iterator[Service]:
+    fake, llm_url = fake_llm
+    settings = service_settings(tmp_path_factory.mktemp("service"), llm_url)
+    app = create_app(settings, catalog=(*CATALOG, FAILING))
+    engine = make_engine(settings.sqlalchemy_url)
+    with serve_in_thread(app) as url:
+        yield Service(url, app, settings, fake, engine)
+    engine.dispose()
