@@ -8,9 +8,11 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +50,18 @@ def serve_in_thread(app: Any, *, startup_timeout: float = 30.0) -> Iterator[str]
         thread.join(timeout=30)
 
 
+@dataclass
+class ChildServer:
+    """A server in a child process; its output goes to a file, so it can never block."""
+
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+
+    def output(self) -> str:
+        """Everything the child printed so far."""
+        return self.log_path.read_text(errors="replace")
+
+
 @contextlib.contextmanager
 def serve_in_process(
     args: list[str],
@@ -56,19 +70,22 @@ def serve_in_process(
     health_url: str,
     cwd: Path | None = None,
     startup_timeout: float = 60.0,
-) -> Iterator[subprocess.Popen[bytes]]:
+) -> Iterator[ChildServer]:
     """Run the `promptserve` CLI with `args` in a child process until `health_url` answers."""
     full_env = {**os.environ, **env}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", *args],
-        env=full_env,
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    with tempfile.NamedTemporaryFile(prefix="promptserve-", suffix=".log", delete=False) as log:
+        log_path = Path(log.name)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", *args],
+            env=full_env,
+            cwd=cwd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    child = ChildServer(proc, log_path)
     try:
-        wait_until_up(health_url, proc=proc, timeout=startup_timeout)
-        yield proc
+        wait_until_up(health_url, child=child, timeout=startup_timeout)
+        yield child
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -79,15 +96,12 @@ def serve_in_process(
                 proc.wait()
 
 
-def wait_until_up(
-    url: str, *, proc: subprocess.Popen[bytes] | None = None, timeout: float = 60.0
-) -> None:
+def wait_until_up(url: str, *, child: ChildServer | None = None, timeout: float = 60.0) -> None:
     """Poll `url` until it answers below 500; fail with the child's output if it died."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            output = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
-            raise RuntimeError(f"server exited with {proc.returncode}:\n{output}")
+        if child is not None and child.proc.poll() is not None:
+            raise RuntimeError(f"server exited with {child.proc.returncode}:\n{child.output()}")
         with contextlib.suppress(httpx.HTTPError):
             if httpx.get(url, timeout=1.0).status_code < 500:
                 return
