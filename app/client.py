@@ -59,6 +59,29 @@ class PromptServeClient:
         self.feedback_url = feedback_url or urljoin(self.runnable.url, "../feedback")
         self._serializer = self.runnable._lc_serializer
 
+    # lifetime ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the sync connection pool."""
+        self.runnable.sync_client.close()
+
+    async def aclose(self) -> None:
+        """Close both connection pools, from the event loop that used the async one."""
+        self.runnable.sync_client.close()
+        await self.runnable.async_client.aclose()
+
+    def __enter__(self) -> PromptServeClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> PromptServeClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
     # invoke / batch -------------------------------------------------------------------
 
     def invoke(self, input: Any) -> TracedAnswer:
