@@ -9,6 +9,7 @@ PromptLayer request id and feedback token of every answer, plus feedback.
 from __future__ import annotations
 
 import json
+import weakref
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +19,20 @@ import httpx
 from httpx_sse import aconnect_sse, connect_sse
 from langserve import RemoteRunnable
 
-__all__ = ["PromptServeClient", "TracedAnswer", "TracedStream"]
+__all__ = ["PromptServeClient", "TracedAnswer", "TracedStream", "detach_finalizer"]
+
+
+def detach_finalizer(runnable: RemoteRunnable[Any, Any]) -> None:
+    """Drop RemoteRunnable's garbage-collection finalizer once its clients are closed.
+
+    LangServe closes a RemoteRunnable's clients from a `weakref.finalize`; when the
+    collector happens to run it inside `ThreadPoolExecutor.submit` on a thread with a
+    running event loop, its own `executor.submit` waits on the lock the outer submit holds
+    and the thread hangs. Closing explicitly and detaching removes that hazard.
+    """
+    for ref in weakref.getweakrefs(runnable):
+        if isinstance(ref.__callback__, weakref.finalize):
+            ref.__callback__.detach()
 
 
 @dataclass
@@ -62,13 +76,15 @@ class PromptServeClient:
     # lifetime ---------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close the sync connection pool."""
+        """Close the sync connection pool (use `aclose` if the async one was used)."""
         self.runnable.sync_client.close()
+        detach_finalizer(self.runnable)
 
     async def aclose(self) -> None:
         """Close both connection pools, from the event loop that used the async one."""
         self.runnable.sync_client.close()
         await self.runnable.async_client.aclose()
+        detach_finalizer(self.runnable)
 
     def __enter__(self) -> PromptServeClient:
         return self

@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import uvicorn
+from sse_starlette.sse import AppStatus
 
 
 def free_port() -> int:
@@ -30,6 +31,9 @@ def free_port() -> int:
 @contextlib.contextmanager
 def serve_in_thread(app: Any, *, startup_timeout: float = 30.0) -> Iterator[str]:
     """Run `app` with uvicorn on 127.0.0.1:0 in a thread; yield its base URL; always stop it."""
+    # sse-starlette 1.x keeps one process-wide exit Event, bound to the first event loop
+    # that streamed; each test server has its own loop, so start every server without it.
+    AppStatus.should_exit_event = None
     config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

@@ -7,10 +7,10 @@ import logging
 import httpx
 import pytest
 import sqlalchemy as sa
-from langserve import RemoteRunnable
 
 from tests.integration.service.conftest import Service
 from tests.utils.polling import eventually
+from tests.utils.remote import remote_runnable
 
 EXPECTED_TEXT = "echo: Write a one-sentence slogan for a company that makes toasters."
 
@@ -74,8 +74,7 @@ def test_batch_gives_each_input_its_own_ids(service: Service) -> None:
 def test_remote_runnable_invoke_and_batch_work_unchanged(
     service: Service, caplog: pytest.LogCaptureFixture
 ) -> None:
-    remote = RemoteRunnable(f"{service.url}/example/")
-    with caplog.at_level(logging.INFO):
+    with remote_runnable(f"{service.url}/example/") as remote, caplog.at_level(logging.INFO):
         assert remote.invoke({"product": "toasters"}) == EXPECTED_TEXT
         outputs = remote.batch([{"product": "a"}, {"product": "b"}])
     assert outputs == [

@@ -7,9 +7,9 @@ import logging
 
 import httpx
 import pytest
-from langserve import RemoteRunnable
 
 from tests.integration.service.conftest import Service
+from tests.utils.remote import aremote_runnable
 
 
 def _events(url: str, body: dict) -> list[tuple[str, str]]:
@@ -77,11 +77,12 @@ def test_stream_log_ends_with_a_patch_adding_promptlayer(service: Service) -> No
 async def test_stock_remote_runnable_streams_pass_the_id_event_quietly(
     service: Service, caplog: pytest.LogCaptureFixture
 ) -> None:
-    remote = RemoteRunnable(f"{service.url}/example/")
+    url = f"{service.url}/example/"
     with caplog.at_level(logging.INFO):
-        chunks = [chunk async for chunk in remote.astream({"product": "toasters"})]
-        events = [e async for e in remote.astream_events({"product": "toasters"})]
-        patches = [p async for p in remote.astream_log({"product": "toasters"})]
+        async with aremote_runnable(url) as remote:
+            chunks = [chunk async for chunk in remote.astream({"product": "toasters"})]
+            events = [e async for e in remote.astream_events({"product": "toasters"})]
+            patches = [p async for p in remote.astream_log({"product": "toasters"})]
     assert "".join(chunks).endswith("makes toasters.")
     custom = [e for e in events if e["event"] == "on_custom_event"]
     assert [e["name"] for e in custom] == ["promptlayer"]
