@@ -131,5 +131,7 @@ scores = sa.Table(
     sa.Column("updated_at", sa.DateTime(), nullable=False),
     sa.UniqueConstraint("request_id", "name", name="uq_scores_request_name"),
     sa.Index("ix_scores_name_score", "name", "score", "request_id"),
+    # Added by migration 0002: average scores per prompt version from the index alone.
+    sa.Index("ix_scores_request_name_score", "request_id", "name", "score"),
     sqlite_autoincrement=True,
 )

@@ -1,4 +1,4 @@
-"""Dashboard indexes: per-version counts by status and per-version activity over time.
+"""Dashboard indexes: per-version counts by status, activity over time, average scores.
 
 Revision ID: 0002
 Revises: 0001
@@ -23,9 +23,12 @@ def upgrade() -> None:
     op.create_index(
         "ix_requests_version_start", "requests", ["prompt_version_id", "request_start_time"]
     )
+    # Average scores per version: the join from requests reads scores from the index alone.
+    op.create_index("ix_scores_request_name_score", "scores", ["request_id", "name", "score"])
 
 
 def downgrade() -> None:
     """Drop them."""
+    op.drop_index("ix_scores_request_name_score", table_name="scores")
     op.drop_index("ix_requests_version_start", table_name="requests")
     op.drop_index("ix_requests_version_status", table_name="requests")
