@@ -35,17 +35,38 @@ API_KEY = "bench-key"
 
 def _body(i: int) -> dict[str, Any]:
     now = time.time()
-    chat = {"type": "chat", "input_variables": [], "messages": [
-        {"role": "user", "content": [{"type": "text", "text": f"question {i}"}]}]}
-    answer = {"type": "chat", "input_variables": [], "messages": [
-        {"role": "assistant", "content": [{"type": "text", "text": f"answer {i}"}]}]}
+    chat = {
+        "type": "chat",
+        "input_variables": [],
+        "messages": [{"role": "user", "content": [{"type": "text", "text": f"question {i}"}]}],
+    }
+    answer = {
+        "type": "chat",
+        "input_variables": [],
+        "messages": [{"role": "assistant", "content": [{"type": "text", "text": f"answer {i}"}]}],
+    }
     return {
-        "provider": "openai", "model": "gpt-4o-mini", "input": chat, "output": answer,
-        "request_start_time": now - 0.2, "request_end_time": now, "parameters": {},
-        "tags": ["bench"], "metadata": {"i": str(i)}, "prompt_name": None,
-        "prompt_version_number": None, "prompt_input_variables": {}, "input_tokens": 3,
-        "output_tokens": 2, "price": 0.0, "function_name": "bench", "score": 0,
-        "prompt_id": None, "status": "SUCCESS", "error_type": None, "error_message": None,
+        "provider": "openai",
+        "model": "gpt-4o-mini",
+        "input": chat,
+        "output": answer,
+        "request_start_time": now - 0.2,
+        "request_end_time": now,
+        "parameters": {},
+        "tags": ["bench"],
+        "metadata": {"i": str(i)},
+        "prompt_name": None,
+        "prompt_version_number": None,
+        "prompt_input_variables": {},
+        "input_tokens": 3,
+        "output_tokens": 2,
+        "price": 0.0,
+        "function_name": "bench",
+        "score": 0,
+        "prompt_id": None,
+        "status": "SUCCESS",
+        "error_type": None,
+        "error_message": None,
     }
 
 
@@ -77,8 +98,10 @@ async def _concurrent(send: Send, n: int, concurrency: int) -> float:
 
 def _report(name: str, times: list[float], cpu_ms: float, rate: float) -> None:
     q = statistics.quantiles(times, n=20)
-    print(f"{name:<22} p50 {statistics.median(times):6.2f} ms  p95 {q[18]:6.2f} ms  "
-          f"client CPU {cpu_ms:5.2f} ms/log  concurrent {rate:5.0f} logs/s")
+    print(
+        f"{name:<22} p50 {statistics.median(times):6.2f} ms  p95 {q[18]:6.2f} ms  "
+        f"client CPU {cpu_ms:5.2f} ms/log  concurrent {rate:5.0f} logs/s"
+    )
 
 
 async def _run(url: str, n: int, concurrency: int) -> None:
@@ -107,14 +130,21 @@ def main() -> None:
     args = parser.parse_args()
     port = free_port()
     with tempfile.TemporaryDirectory() as data_dir:
-        env = {"PROMPTLAYER_API_KEY": API_KEY, "PROMPTSERVE_DATA_DIR": data_dir,
-               "PORT": str(port), "HOST": "127.0.0.1"}
+        env = {
+            "PROMPTLAYER_API_KEY": API_KEY,
+            "PROMPTSERVE_DATA_DIR": data_dir,
+            "PORT": str(port),
+            "HOST": "127.0.0.1",
+        }
         url = f"http://127.0.0.1:{port}"
         # Not serve_in_process: it pipes the child's output, and uvicorn's access log fills
         # an undrained pipe after ~400 requests, freezing the backend mid-benchmark.
-        backend = subprocess.Popen([sys.executable, "-m", "app.cli", "backend"],
-                                   env={**os.environ, **env}, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL)
+        backend = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "backend"],
+            env={**os.environ, **env},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             wait_until_up(f"{url}/healthz", proc=backend)
             print(f"{args.n} logs each; concurrent run with {args.concurrency} in flight")
@@ -122,6 +152,7 @@ def main() -> None:
         finally:
             backend.terminate()
             backend.wait(timeout=30)
+
 
 if __name__ == "__main__":
     main()

@@ -244,8 +244,11 @@ def _finish(connection: sa.Connection, raw: Any, postgres: bool) -> None:
                     f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
                     f"(SELECT max(id) FROM {table}))"
                 )
-            cursor.execute("ANALYZE")
         raw.commit()
+        # What autovacuum would reach soon on a live database: statistics, and the
+        # visibility map that index-only scans need.
+        raw.autocommit = True
+        raw.execute("VACUUM ANALYZE")
     else:
         raw.execute("ANALYZE")
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 from typing import Any
 
 __all__ = ["bar_chart", "blueprint_messages", "blueprint_text", "conversation", "unified_diff"]
@@ -133,7 +134,8 @@ def bar_chart(
     top_value = top_value or 1.0
     slot = plot_w / max(len(points), 1)
     bar_w = max(2.0, min(48.0, slot * 0.7))
-    label_every = max(1, round(len(points) / 14))
+    # At most one axis label per ~56 units, so dates never overlap.
+    label_every = max(1, math.ceil(len(points) / max(1, plot_w // 56)))
     bars = []
     for i, (label, value) in enumerate(points):
         h = 0.0 if value is None else plot_h * min(value, top_value) / top_value
@@ -163,6 +165,7 @@ def bar_chart(
         "label_y": height - 6,
         "bars": bars,
         "ticks": ticks,
+        "empty": not any(values),
     }
 
 

@@ -120,10 +120,13 @@ def _base(
         query = query.where(driver.c.tag == tags[0])
         key = driver.c.request_id
     query = query.where(*_conditions(connection, f, tags[1:]))
-    if f.before is not None:
-        query = query.where(key < f.before)
-    if f.after is not None:
-        query = query.where(key > f.after)
+    # The cursor bounds both sides of the join: PostgreSQL may merge-join the tag index with
+    # the primary key, and an unbounded side would be read from the newest row down.
+    for column in {key, R.c.id}:
+        if f.before is not None:
+            query = query.where(column < f.before)
+        if f.after is not None:
+            query = query.where(column > f.after)
     return query.order_by(key.desc() if newest_first else key.asc())
 
 
