@@ -156,7 +156,7 @@ def _safe_next(request: Request, target: str | None) -> str:
 
 
 @pages_router.get("/login")
-async def login_page(request: Request, next: str | None = None) -> Response:  # noqa: A002
+async def login_page(request: Request, next: str | None = None) -> Response:
     """The sign-in form (the backend's API key)."""
     return _login_form(request, next_url=_safe_next(request, next), error=None, status=200)
 
