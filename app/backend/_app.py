@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.backend.api import registry, requests, tracking
+from app.backend.dashboard import install_dashboard
 from app.backend.errors import ApiError
 from app.backend.store import open_store
 from app.config import Settings
@@ -79,6 +80,7 @@ def create_backend_app(settings: Settings, *, api_key: str) -> FastAPI:
     app.include_router(registry.router)
     app.include_router(requests.router)
     app.include_router(tracking.router)
+    install_dashboard(app)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

@@ -13,6 +13,7 @@ from typing import Any
 
 import openai
 from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
 from langserve import add_routes
 from promptlayer import AsyncPromptLayer, PromptLayer
 
@@ -80,6 +81,7 @@ def create_app(
     app.state.settings = settings
     if backend_app is not None:
         app.mount("/promptlayer", backend_app)
+        _redirect_dashboard(app)
     app.include_router(health_router)
     app.include_router(feedback_router)
     app.add_middleware(
@@ -141,6 +143,15 @@ async def _start_service(
             await refresh
 
     stack.push_async_callback(stop_refresh)
+
+
+def _redirect_dashboard(app: FastAPI) -> None:
+    """PRODUCT's address of the dashboard, /dashboard/, leads to the mounted backend's."""
+
+    @app.get("/dashboard", include_in_schema=False)
+    @app.get("/dashboard/", include_in_schema=False)
+    async def dashboard() -> RedirectResponse:
+        return RedirectResponse("/promptlayer/dashboard/", status_code=307)
 
 
 def _seed(settings: Settings, registry: _Registry) -> None:

@@ -106,6 +106,9 @@ requests = sa.Table(
     sa.Index("ix_requests_status", "status", "id"),
     sa.Index("ix_requests_start_time", "request_start_time"),
     sa.Index("ix_requests_group", "group_id"),
+    # Added by migration 0002 for the dashboard's per-version statistics.
+    sa.Index("ix_requests_version_status", "prompt_version_id", "status"),
+    sa.Index("ix_requests_version_start", "prompt_version_id", "request_start_time"),
     sqlite_autoincrement=True,
 )
 
@@ -128,5 +131,7 @@ scores = sa.Table(
     sa.Column("updated_at", sa.DateTime(), nullable=False),
     sa.UniqueConstraint("request_id", "name", name="uq_scores_request_name"),
     sa.Index("ix_scores_name_score", "name", "score", "request_id"),
+    # Added by migration 0002: average scores per prompt version from the index alone.
+    sa.Index("ix_scores_request_name_score", "request_id", "name", "score"),
     sqlite_autoincrement=True,
 )
