@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-__all__ = ["Server", "free_port", "spawn", "wait_until_up"]
+__all__ = ["Server", "cpu_seconds", "free_port", "spawn", "wait_until_up"]
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -89,3 +89,9 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process `pid` so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

@@ -7,7 +7,8 @@
   (the `chat_model` seam); embedded or remote backend as the environment says;
 - `backend-nostore`: promptserve's backend app with the store's `write` replaced by a no-op
   that answers a fake id: same routes, auth, JSON parsing, validation, prompt lookup (a read)
-  and response; only the database write (and the hop to the writer thread) is gone.
+  and response; only the database write (and the hop to the writer thread) is gone;
+- `traced-nohttp` / `traced-aiohttp`: analysis only, see bench.experiments.
 """
 
 from __future__ import annotations
@@ -24,7 +25,10 @@ from promptlayer import AsyncPromptLayer, PromptLayer
 
 from app.backend import create_backend_app, resolve_backend_api_key
 from app.config import Settings
+from app.service import _app as service_module
 from app.service import create_app
+from app.tracing import LogDelivery
+from bench.experiments import AiohttpDelivery, NoHttpDelivery
 from bench.fake_model import FakeChatModel, fake_chat_model
 from bench.reference import AsyncSDKHandler, SyncSDKHandler
 from chains.catalog import CATALOG, build_chain, fetch_template
@@ -69,6 +73,12 @@ def traced_app(settings: Settings) -> FastAPI:
     return create_app(settings, chat_model=fake_chat_model)
 
 
+def experiment_app(settings: Settings, *, delivery: type[LogDelivery]) -> FastAPI:
+    """promptserve with a bench-only delivery class (bench.experiments); this process only."""
+    service_module.LogDelivery = delivery  # type: ignore[misc]
+    return traced_app(settings)
+
+
 def nostore_backend_app(settings: Settings) -> FastAPI:
     """The backend app whose store answers writes with fake ids and stores nothing."""
     app = create_backend_app(settings, api_key=resolve_backend_api_key(settings))
@@ -95,4 +105,6 @@ APPS: dict[str, Callable[[Settings], FastAPI]] = {
     "ref-async": lambda s: reference_app(s, use_async=True),
     "traced": traced_app,
     "backend-nostore": nostore_backend_app,
+    "traced-nohttp": lambda s: experiment_app(s, delivery=NoHttpDelivery),
+    "traced-aiohttp": lambda s: experiment_app(s, delivery=AiohttpDelivery),
 }
