@@ -95,11 +95,12 @@ def _bench_line(output: str) -> str:
 def run_wrk(
     url: str, script: Path, *, seconds: float, connections: int = 32, threads: int = 1,
 ) -> WrkResult:
-    """Run wrk against `url` for `seconds`; one thread leaves the 2nd core to the servers."""
+    """Run wrk against `url` for `seconds` (whole seconds: wrk's unit); one thread leaves
+    the other core to the servers."""
     wrk = shutil.which("wrk")
     if wrk is None:
         raise RuntimeError("wrk is not installed (apt-get install -y wrk)")
-    command = [wrk, "-t", str(threads), "-c", str(connections), "-d", f"{seconds:g}s",
+    command = [wrk, "-t", str(threads), "-c", str(connections), "-d", f"{max(1, round(seconds))}s",
                "--timeout", "10s", "--latency", "-s", str(script), url]
     done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
     if done.returncode != 0:

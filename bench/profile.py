@@ -103,9 +103,12 @@ def _parse(raw: Path, result: ProfileResult) -> None:
             result.add(stack.split(";"), int(count))
 
 
-def _record(pid: int, out: Path, seconds: float) -> subprocess.Popen[bytes]:
-    py_spy = shutil.which("py-spy") or str(Path(__file__).resolve().parents[1] /
-                                           ".venv/bin/py-spy")
+def _py_spy() -> str | None:
+    local = Path(__file__).resolve().parents[1] / ".venv/bin/py-spy"
+    return str(local) if local.exists() else shutil.which("py-spy")
+
+
+def _record(py_spy: str, pid: int, out: Path, seconds: float) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [py_spy, "record", "--pid", str(pid), "--duration", f"{int(seconds)}",
          "--rate", "200", "--format", "raw", "--nonblocking", "--output", str(out)],
@@ -115,6 +118,9 @@ def _record(pid: int, out: Path, seconds: float) -> subprocess.Popen[bytes]:
 def run_profile(work: Path, *, seconds: float,
                 names: tuple[str, ...] = ("bare", "traced")) -> list[ProfileResult]:
     """Profile each variant under wrk load for `seconds`."""
+    py_spy = _py_spy()
+    if py_spy is None:
+        raise RuntimeError("py-spy is missing: .venv/bin/pip install py-spy (`make bench` does)")
     script = post_script(work / "invoke.lua", body=INVOKE_BODY, headers={}, count_ids=True)
     results = []
     with fleet(work, names) as (_, variants):
@@ -123,7 +129,7 @@ def run_profile(work: Path, *, seconds: float,
             url = server.url + "/example/invoke"
             run_wrk(url, script, seconds=2)  # warm-up
             raw = work / f"profile-{name}.txt"
-            spy = _record(server.pid, raw, seconds)
+            spy = _record(py_spy, server.pid, raw, seconds)
             try:
                 out = run_wrk(url, script, seconds=seconds)
             finally:

@@ -62,15 +62,19 @@ class DelayProxy:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
+        up_writer: asyncio.StreamWriter | None = None
         try:
             up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
-        except OSError:
-            writer.close()
-            return
-        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer),
-                             return_exceptions=True)
-        for w in (writer, up_writer):
-            w.close()
+            await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer),
+                                 return_exceptions=True)
+        except (OSError, asyncio.CancelledError):
+            # Python 3.11's start_server logs a cancelled handler task as an error: end
+            # normally on shutdown instead.
+            pass
+        finally:
+            for w in (writer, up_writer):
+                if w is not None:
+                    w.close()
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         loop = asyncio.get_running_loop()
