@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-__all__ = ["Server", "cpu_seconds", "free_port", "spawn", "wait_until_up"]
+__all__ = ["Server", "cpu_seconds", "cpu_seconds_of", "free_port", "spawn", "wait_until_up"]
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -95,3 +95,17 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time of process `pid` so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds_of(command: str) -> float:
+    """Total CPU time of every process named `command` (e.g. the PostgreSQL server's)."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() == command:
+                total += cpu_seconds(int(entry.name))
+        except (OSError, ValueError):
+            continue  # gone meanwhile
+    return total

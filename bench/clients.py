@@ -4,7 +4,8 @@ Each client posts the same tracer-shaped body, `n` times with 32 in flight, to a
 that answers without storing (bench.apps.nostore_backend_app, its own process). Measured:
 this process's CPU per request (what delivery costs the service's event loop) and the
 server process's CPU per request (what the client's way of writing costs the other side).
-Clients alternate, round by round.
+Then 100 posts one at a time: wall ms per log without load. Clients alternate, round by
+round.
 - `LogDelivery`: the product's delivery (httpx.AsyncClient, pool of 100, as shipped);
 - `httpx pool=100` / `httpx pool=8`: a bare httpx.AsyncClient.post loop;
 - `aiohttp limit=100`: aiohttp.ClientSession.post.
@@ -28,7 +29,7 @@ from app.tracing import LogDelivery
 from bench._backend import API_KEY, running_backend
 from bench._bodies import log_body
 from bench._procs import cpu_seconds
-from bench._stats import spread
+from bench._stats import median, spread
 
 __all__ = ["ClientsResult", "run_clients"]
 
@@ -43,6 +44,8 @@ class ClientsResult:
     client_ms: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     server_ms: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     rate: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    # Wall ms of one log at a time (no load): what the id event waits for on a stream.
+    sequential_ms: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
 
     def lines(self) -> list[str]:
         """Human-readable report."""
@@ -50,7 +53,8 @@ class ClientsResult:
         for name in self.client_ms:
             out.append(f"  {name:<18} client {spread(self.client_ms[name])}  "
                        f"server {spread(self.server_ms[name])}  "
-                       f"rate {spread(self.rate[name], '{:.0f}')}/s")
+                       f"rate {spread(self.rate[name], '{:.0f}')}/s  "
+                       f"one at a time p50 {median(self.sequential_ms[name]):.2f} ms")
         return out
 
 
@@ -108,6 +112,10 @@ async def _measure(url: str, server_pid: int, *, n: int, rounds: int) -> Clients
                 result.client_ms[name].append((time.process_time() - cpu) * 1000 / n)
                 result.server_ms[name].append((cpu_seconds(server_pid) - server) * 1000 / n)
                 result.rate[name].append(rate)
+                for i in range(min(n, 100)):
+                    started = time.perf_counter()
+                    await posts[name](i)
+                    result.sequential_ms[name].append((time.perf_counter() - started) * 1000)
     finally:
         for closer in closers:
             await closer.aclose() if hasattr(closer, "aclose") else await closer.close()
