@@ -28,8 +28,12 @@ lint: $(STAMP)
 	$(BIN)/ruff check app chains tests bench
 	$(BIN)/mypy
 
+# Benchmarks of PRODUCT.md's targets (see BENCHMARKS.md); needs wrk (apt-get install wrk).
+# py-spy (profiling) goes into the venv only, it is not a project dependency.
+# BENCH_ARGS="--quick" or "--only ingest" etc.
 bench: $(STAMP)
-	$(BIN)/python -m bench.run
+	$(BIN)/py-spy --version >/dev/null 2>&1 || $(BIN)/python -m pip install --quiet py-spy
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 # Re-pin the whole tree after changing pyproject.toml.
 lock: $(STAMP)

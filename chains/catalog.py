@@ -19,9 +19,10 @@ from langchain_core.runnables import Runnable
 from chains.convert import prompt_from_template
 from chains.errors import TemplateConversionError
 from chains.inputs import input_model
-from chains.model import build_chat_model
+from chains.model import build_chat_model, chat_model_arguments
 
 if TYPE_CHECKING:
+    from langchain_core.language_models import BaseChatModel
     from promptlayer import AsyncPromptLayer, PromptLayer
     from promptlayer.types.prompt_template import GetPromptTemplate
 
@@ -114,29 +115,39 @@ def build_chain(
     base_url: str | None,
     model_name_override: str | None = None,
     http_async_client: Any | None = None,
+    model: BaseChatModel | None = None,
 ) -> Runnable[Any, Any]:
-    """`prompt | ChatOpenAI | parser` for a registry template, typed with its input variables."""
+    """`prompt | ChatOpenAI | parser` for a registry template, typed with its input variables.
+
+    `model` replaces the template's ChatOpenAI (benchmarks serve an in-process fake); the
+    template's `metadata.model` is still checked, so a chain that serves here serves live.
+    """
     name = str(template.get("prompt_name") or spec.prompt_name)
     prompt = prompt_from_template(template)
     metadata = template.get("metadata") or {}
     model_metadata = metadata.get("model") if isinstance(metadata, Mapping) else None
     if not isinstance(model_metadata, Mapping):
         raise TemplateConversionError(name, "metadata.model is required", path="metadata.model")
-    model = build_chat_model(
-        model_metadata,
-        api_key=api_key,
-        base_url=base_url,
-        model_name_override=model_name_override or spec.model_name,
-        parameter_overrides=spec.model_parameters,
-        template_name=name,
-        http_async_client=http_async_client,
-    )
-    llm: Runnable[Any, Any] = model
+    chat_model: BaseChatModel
+    if model is None:
+        chat_model = build_chat_model(
+            model_metadata,
+            api_key=api_key,
+            base_url=base_url,
+            model_name_override=model_name_override or spec.model_name,
+            parameter_overrides=spec.model_parameters,
+            template_name=name,
+            http_async_client=http_async_client,
+        )
+    else:
+        chat_model_arguments(model_metadata, template_name=name)  # same checks as live
+        chat_model = model
+    llm: Runnable[Any, Any] = chat_model
     blueprint = template.get("prompt_template") or {}
     tools = blueprint.get("tools") if isinstance(blueprint, Mapping) else None
     if tools:
         # OpenAI-shaped tool definitions pass through as they are.
-        llm = model.bind_tools(tools, tool_choice=blueprint.get("tool_choice"))
+        llm = chat_model.bind_tools(tools, tool_choice=blueprint.get("tool_choice"))
     parser: Runnable[Any, Any] = JsonOutputParser() if spec.output == "json" else StrOutputParser()
     input_type = input_model(prompt, template_name=name, model_name=f"{spec.name}_input")
     sequence: Runnable[Any, Any] = prompt | llm | parser

@@ -7,9 +7,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import openai
 from fastapi import FastAPI
@@ -33,7 +33,13 @@ from app.service._trace_middleware import TraceResponseMiddleware
 from app.tracing import LogDelivery
 from chains.catalog import CATALOG, ChainSpec, afetch_template, build_chain
 
-__all__ = ["create_app"]
+if TYPE_CHECKING:
+    from langchain_core.language_models import BaseChatModel
+
+__all__ = ["ChatModelFactory", "create_app"]
+
+ChatModelFactory = Callable[[ChainSpec, Mapping[str, Any]], "BaseChatModel"]
+"""(spec, registry template) → the chat model a chain uses instead of ChatOpenAI."""
 
 logger = logging.getLogger(__name__)
 
@@ -47,9 +53,16 @@ class _Registry:
 
 
 def create_app(
-    settings: Settings | None = None, *, catalog: Sequence[ChainSpec] = CATALOG
+    settings: Settings | None = None,
+    *,
+    catalog: Sequence[ChainSpec] = CATALOG,
+    chat_model: ChatModelFactory | None = None,
 ) -> FastAPI:
-    """Build the service; the catalog's chains are fetched and routed when the lifespan starts."""
+    """Build the service; the catalog's chains are fetched and routed when the lifespan starts.
+
+    `chat_model` (benchmarks) swaps every chain's ChatOpenAI for another model; everything
+    else (registry template, prompt, parser, tracing, id rewriting) stays as served.
+    """
     settings = settings if settings is not None else Settings()
     backend_app = None
     backend_key = None
@@ -74,7 +87,7 @@ def create_app(
                 registry = _Registry(
                     settings.promptlayer_base_url, settings.promptlayer_api_key.get_secret_value()
                 )
-            await _start_service(app, settings, catalog, registry, tokens, stack)
+            await _start_service(app, settings, catalog, registry, tokens, stack, chat_model)
             yield
 
     app = FastAPI(title="promptserve", version="0.1.0", lifespan=lifespan)
@@ -100,6 +113,7 @@ async def _start_service(
     registry: _Registry,
     tokens: FeedbackTokens,
     stack: contextlib.AsyncExitStack,
+    chat_model: ChatModelFactory | None = None,
 ) -> None:
     client = AsyncPromptLayer(api_key=registry.api_key, base_url=registry.base_url)
     delivery = LogDelivery(base_url=registry.base_url, api_key=registry.api_key)
@@ -115,6 +129,7 @@ async def _start_service(
             api_key=settings.openai_api_key.get_secret_value() if settings.openai_api_key else None,
             base_url=settings.openai_base_url,
             http_async_client=model_http,
+            model=chat_model(spec, template) if chat_model is not None else None,
         )
 
     runtime = ChainRuntime(

@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 import yaml
-from langchain_core.messages import HumanMessage
+from langchain_core.language_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.output_parsers import JsonOutputParser
 from pydantic import ValidationError
 
@@ -89,6 +90,21 @@ def test_json_output_and_model_overrides() -> None:
     sequence = chain.bound  # type: ignore[attr-defined]
     assert isinstance(sequence.last, JsonOutputParser)
     assert sequence.steps[1].temperature == 0
+
+
+def test_a_given_model_replaces_chatopenai_without_keys() -> None:
+    fake = GenericFakeChatModel(messages=iter([AIMessage("A slogan.")]))
+    chain = build_chain(CATALOG[0], example_template(), api_key=None, base_url=None, model=fake)
+    assert chain.bound.steps[1] is fake  # type: ignore[attr-defined]
+    assert chain.invoke({"product": "toasters"}) == "A slogan."
+
+
+def test_a_given_model_still_checks_the_template_model() -> None:
+    template = example_template()
+    template["metadata"]["model"]["provider"] = "anthropic"
+    fake = GenericFakeChatModel(messages=iter([]))
+    with pytest.raises(TemplateConversionError, match="provider 'anthropic'"):
+        build_chain(CATALOG[0], template, api_key=None, base_url=None, model=fake)
 
 
 def test_template_without_model_metadata_is_refused() -> None:

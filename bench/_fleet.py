@@ -1,0 +1,76 @@
+"""The servers of the Issue 3 comparisons, each in its own process, all up at once.
+
+- a `promptserve backend` (the real CLI) that every remote-mode variant logs to;
+- `bare`, `ref-sync`, `ref-async`: LangServe variants (bench.apps), template from that backend;
+- `traced`: promptserve, logs to that backend (PROMPTLAYER_BASE_URL);
+- `embedded`: promptserve with its embedded backend (in-process, its own SQLite file).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench._backend import Database, backend_env, running_backend, seed, sqlalchemy_url
+from bench._procs import Server, free_port, spawn
+
+__all__ = ["VARIANTS", "Variant", "fleet", "start_variant"]
+
+VARIANTS = ("bare", "traced", "embedded", "ref-sync", "ref-async")
+_KIND = {"bare": "bare", "traced": "traced", "embedded": "traced",
+         "ref-sync": "ref-sync", "ref-async": "ref-async",
+         "traced-nohttp": "traced-nohttp", "traced-aiohttp": "traced-aiohttp"}
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One server under test and the database its logs land in (None: it logs nothing)."""
+
+    name: str
+    server: Server
+    db: Database | None
+
+
+@contextlib.contextmanager
+def start_variant(
+    name: str, work: Path, *, backend_url: str | None, backend_db: Database | None,
+    kind: str | None = None,
+) -> Iterator[Variant]:
+    """Start variant `name`; `backend_url=None` means embedded mode (own database)."""
+    data_dir = work / f"{name}-data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    env = backend_env(data_dir)
+    if backend_url is not None:
+        env["PROMPTLAYER_BASE_URL"] = backend_url
+    kind = kind or _KIND[name]
+    health = "/healthz" if kind.startswith("traced") else "/example/input_schema"
+    port = free_port()
+    with spawn(name, ["bench.serve", kind, "--port", str(port)], env=env, port=port,
+               log_dir=work, health_path=health) as server:
+        if backend_url is None:
+            db = Database(sqlalchemy_url(data_dir, None))
+            try:
+                yield Variant(name, server, db)
+            finally:
+                db.dispose()
+        else:
+            logs = kind not in ("bare", "traced-nohttp")
+            yield Variant(name, server, backend_db if logs else None)
+
+
+@contextlib.contextmanager
+def fleet(
+    work: Path, names: Sequence[str] = VARIANTS
+) -> Iterator[tuple[Server, dict[str, Variant]]]:
+    """The backend and the variants `names`, torn down in reverse order."""
+    with contextlib.ExitStack() as stack:
+        backend, backend_db = stack.enter_context(running_backend("fleet-backend", work))
+        seed(backend.url)
+        variants: dict[str, Variant] = {}
+        for name in names:
+            url = None if name == "embedded" else backend.url
+            variants[name] = stack.enter_context(
+                start_variant(name, work, backend_url=url, backend_db=backend_db))
+        yield backend, variants

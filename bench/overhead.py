@@ -1,0 +1,130 @@
+"""Issue 3 (a–c): throughput of traced /example/invoke ÷ bare LangServe, 32 connections.
+
+All variants (bench._fleet) serve the same chain with the same fake model, each in its
+own process, and are loaded in the same run, one at a time, in an order rotated every
+round. Every variant runs the same wrk script, whose `response()` hook counts answers
+carrying an int `promptlayer_request_id`. Around each round the rows in the database the
+variant logs to are counted, so "every request logged and its id returned" is checked,
+not assumed: with-id answers = completed requests, stored rows ≥ completed requests (at
+most 32 more: requests in flight when wrk stopped are still served and logged).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench._backend import settle
+from bench._bodies import INVOKE_BODY
+from bench._fleet import VARIANTS, Variant, fleet
+from bench._procs import Server, cpu_seconds
+from bench._stats import median, spread
+from bench._wrk import WrkResult, post_script, run_wrk
+
+__all__ = ["OverheadResult", "run_overhead"]
+
+TARGET = 0.85
+_CONNECTIONS = 32
+
+
+@dataclass
+class _Totals:
+    completed: int = 0
+    with_id: int = 0
+    stored: int = 0
+    errors: int = 0
+    max_over: int = 0  # most rows stored beyond wrk's completed count in one round
+
+
+@dataclass
+class OverheadResult:
+    """Per-variant rounds."""
+
+    rps: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    p50: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    # CPU ms per completed request: the variant's process, and the shared backend's.
+    cpu_ms: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    backend_cpu_ms: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    ratios: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    totals: dict[str, _Totals] = field(default_factory=lambda: defaultdict(_Totals))
+
+    def logged_ok(self, name: str) -> bool:
+        """Every completed request answered with an id and stored (traced variants)."""
+        t = self.totals[name]
+        return (t.with_id == t.completed and t.completed <= t.stored and t.errors == 0
+                and t.max_over <= _CONNECTIONS)
+
+    def lines(self) -> list[str]:
+        """Human-readable report."""
+        out = [f"invoke throughput, {_CONNECTIONS} connections, "
+               f"{len(self.rps['bare'])} rounds (req/s median [min–max])"]
+        for name in self.rps:
+            t = self.totals[name]
+            ratio = f"  ÷ bare {spread(self.ratios[name])}" if name != "bare" else ""
+            out.append(f"  {name:<10} {spread(self.rps[name], '{:.0f}'):>18} req/s  "
+                       f"p50 {spread(self.p50[name], '{:.1f}')} ms{ratio}")
+            out.append(f"  {'':<10} CPU/request: server {spread(self.cpu_ms[name])} ms, "
+                       f"backend {spread(self.backend_cpu_ms[name])} ms")
+            out.append(f"  {'':<10} completed {t.completed}, with id {t.with_id}, "
+                       f"stored {t.stored} (max +{t.max_over}/round), errors {t.errors}")
+        for name in ("traced", "embedded"):
+            if name in self.ratios:
+                met = median(self.ratios[name]) >= TARGET and self.logged_ok(name)
+                out.append(f"  target {name} ÷ bare ≥ {TARGET}, every request logged with "
+                           f"its id: {'met' if met else 'NOT met'}")
+        return out
+
+
+@dataclass
+class _Round:
+    out: WrkResult
+    stored: int
+    cpu_ms: float
+    backend_cpu_ms: float
+
+
+def _round(variant: Variant, backend: Server, script: Path, seconds: float) -> _Round:
+    before = settle(variant.db) if variant.db else 0
+    cpu = cpu_seconds(variant.server.pid), cpu_seconds(backend.pid)
+    out = run_wrk(variant.server.url + "/example/invoke", script, seconds=seconds,
+                  connections=_CONNECTIONS)
+    stored = settle(variant.db) - before if variant.db else 0
+    # After settling: the CPU spent on requests that were in flight when wrk stopped counts
+    # too, so per-request figures divide by what was served, not only by wrk's count.
+    served = max(out.requests, stored)
+    used = cpu_seconds(variant.server.pid) - cpu[0], cpu_seconds(backend.pid) - cpu[1]
+    return _Round(out, stored, used[0] * 1000 / served, used[1] * 1000 / served)
+
+
+def run_overhead(
+    work: Path, *, rounds: int, seconds: float, names: tuple[str, ...] = VARIANTS,
+) -> OverheadResult:
+    """Run every variant `rounds` times for `seconds` each."""
+    result = OverheadResult()
+    script = post_script(work / "invoke.lua", body=INVOKE_BODY, headers={}, count_ids=True)
+    with fleet(work, names) as (backend, variants):
+        for variant in variants.values():
+            run_wrk(variant.server.url + "/example/invoke", script, seconds=min(2.0, seconds))
+        order = list(names)
+        for r in range(rounds):
+            rotated = order[r % len(order):] + order[: r % len(order)]
+            rps: dict[str, float] = {}
+            for name in rotated:
+                done = _round(variants[name], backend, script, seconds)
+                out, stored = done.out, done.stored
+                rps[name] = out.rps
+                result.cpu_ms[name].append(done.cpu_ms)
+                result.backend_cpu_ms[name].append(done.backend_cpu_ms)
+                result.rps[name].append(out.rps)
+                result.p50[name].append(out.p50_ms)
+                t = result.totals[name]
+                t.completed += out.requests
+                t.with_id += out.extra.get("with_id", 0)
+                t.stored += stored
+                t.errors += out.non_2xx + out.socket_errors
+                t.max_over = max(t.max_over, stored - out.requests)
+            for name in names:
+                if name != "bare":
+                    result.ratios[name].append(rps[name] / rps["bare"])
+    return result

@@ -1,0 +1,119 @@
+"""Run the benchmarks of PRODUCT.md's targets: `make bench` or `python -m bench.run`.
+
+Parts (all by default; `--only PART`, repeatable):
+  ingest    Issue 2: /log-request storing ÷ not storing, SQLite and PostgreSQL (wrk)
+  overhead  Issue 3 a–c: traced /example/invoke ÷ bare LangServe, SDK references (wrk)
+  latency   Issue 3 d–e: first streamed chunk, last chunk → id event, 50 ms proxy
+  profile   where the traced service spends its time (py-spy)
+  clients   delivery HTTP client cost per log: httpx vs aiohttp
+`--quick` (≤ ~2 min) runs every part but `profile` with 2 short rounds and without the
+SDK references: a smoke test, not figures to quote. Every comparison runs its variants
+in the same run, alternating, because the machine (2 cores) is shared and noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import platform
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench._fleet import VARIANTS
+from bench.clients import run_clients
+from bench.ingest import run_ingest
+from bench.latency import run_latency
+from bench.overhead import run_overhead
+from bench.profile import run_profile
+
+PARTS = ("ingest", "overhead", "latency", "profile", "clients")
+ANALYSIS = ("traced-nohttp", "traced-aiohttp")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How long each part runs."""
+
+    rounds: int
+    seconds: int
+    overhead_seconds: int
+    samples: int
+    proxied: int
+    profile_seconds: float
+    client_posts: int
+    client_rounds: int
+    databases: tuple[str, ...] = ("sqlite", "postgresql")
+    variants: tuple[str, ...] = VARIANTS + ANALYSIS
+
+
+FULL = Plan(rounds=3, seconds=10, overhead_seconds=8, samples=200, proxied=40, profile_seconds=10,
+            client_posts=600, client_rounds=3)
+QUICK = Plan(rounds=2, seconds=2, overhead_seconds=2, samples=20, proxied=5, profile_seconds=3,
+             client_posts=150, client_rounds=1, variants=("bare", "traced", "embedded"))
+
+
+def _parts(plan: Plan, work: Path) -> dict[str, Callable[[], list[str]]]:
+    def ingest() -> list[str]:
+        lines: list[str] = []
+        for db in plan.databases:
+            lines += run_ingest(work, database=db, rounds=plan.rounds,
+                                seconds=plan.seconds).lines()
+        return lines
+
+    def profile() -> list[str]:
+        return [line for r in run_profile(work, seconds=plan.profile_seconds)
+                for line in r.lines()]
+
+    return {
+        "ingest": ingest,
+        "overhead": lambda: run_overhead(work, rounds=plan.rounds, seconds=plan.overhead_seconds,
+                                         names=plan.variants).lines(),
+        "latency": lambda: run_latency(work, samples=plan.samples,
+                                       proxied_samples=plan.proxied).lines(),
+        "profile": profile,
+        "clients": lambda: run_clients(work, n=plan.client_posts,
+                                       rounds=plan.client_rounds).lines(),
+    }
+
+
+def main() -> None:
+    """Run the chosen parts, print each report as it completes (and to --out)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", action="append", choices=PARTS,
+                        help="run only this part (repeatable)")
+    parser.add_argument("--quick", action="store_true", help="short smoke run (≤ ~2 min)")
+    parser.add_argument("--out", type=Path, help="also write the report to this file")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
+    args = parser.parse_args()
+    plan = QUICK if args.quick else FULL
+    chosen = args.only or [p for p in PARTS if not (args.quick and p == "profile")]
+    header = [f"promptserve bench ({'quick' if args.quick else 'full'}) "
+              f"{time.strftime('%Y-%m-%d %H:%M:%S')}, {platform.python_version()}, "
+              f"{os.cpu_count()} CPUs, parts: {', '.join(chosen)}"]
+    print(header[0], flush=True)
+    report = header
+    work = Path(tempfile.mkdtemp(prefix="promptserve-bench-"))
+    try:
+        parts = _parts(plan, work)
+        for name in chosen:
+            started = time.monotonic()
+            lines = parts[name]() + [f"  ({name}: {time.monotonic() - started:.0f} s)"]
+            print("\n".join(lines), flush=True)
+            report += lines
+    finally:
+        if args.out:
+            args.out.write_text("\n".join(report) + "\n")
+        if args.keep:
+            print(f"work directory kept: {work}")
+        else:
+            with contextlib.suppress(OSError):
+                shutil.rmtree(work)
+
+
+if __name__ == "__main__":
+    main()
