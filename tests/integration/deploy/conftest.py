@@ -50,7 +50,9 @@ def json_lines(path: Path) -> list[dict]:
     return entries
 
 
-def run_cli(args: list[str], env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess:
+def run_cli(
+    args: list[str], env: dict[str, str], timeout: float = 60
+) -> subprocess.CompletedProcess:
     """Run `promptserve ARGS` to completion (for start-up failures)."""
     return subprocess.run(
         [sys.executable, "-m", "app.cli", *args],

@@ -84,13 +84,15 @@ def test_responses_carry_a_request_id_and_logs_are_json(
     assert len(generated.headers["x-request-id"]) == 32
     # Routes of the mounted backend are labelled with their template under the mount.
     assert mounted.status_code == 200
-    assert metric_value(metrics, "promptserve_http_requests_total", route="/promptlayer/healthz") == 1
+    mounted_route = {"route": "/promptlayer/healthz"}
+    assert metric_value(metrics, "promptserve_http_requests_total", **mounted_route) == 1
     access = [r for r in caplog.records if r.name == "promptserve.access"]
     mine = next(r for r in access if getattr(r, "request_id", None) == "abc-1")
     line = json.loads(JsonFormatter().format(mine))
     assert line["route"] == "/example/invoke" and line["status"] == 200
     assert line["run_id"] == answer.json()["metadata"]["run_id"]
-    assert line["promptlayer_request_id"] == str(answer.json()["metadata"]["promptlayer_request_id"])
+    pl_request_id = answer.json()["metadata"]["promptlayer_request_id"]
+    assert line["promptlayer_request_id"] == str(pl_request_id)
     assert line["pid"] > 0 and line["level"] == "INFO"
 
 

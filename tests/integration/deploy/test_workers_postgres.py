@@ -64,7 +64,8 @@ def _pid_of(log: Path, request_id: str, timeout: float = 5.0) -> int:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for entry in json_lines(log):
-            if entry.get("request_id") == request_id and entry.get("logger") == "promptserve.access":
+            access = entry.get("logger") == "promptserve.access"
+            if access and entry.get("request_id") == request_id:
                 return int(entry["pid"])
         time.sleep(0.05)
     raise AssertionError(f"no access log line for {request_id}")
