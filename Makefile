@@ -33,7 +33,7 @@ bench: $(STAMP)
 
 # Re-pin the whole tree after changing pyproject.toml.
 lock: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,local-model]"
 	$(BIN)/python -m pip freeze --exclude-editable > requirements.lock
 
 clean:

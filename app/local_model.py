@@ -94,16 +94,15 @@ def start_local_model(settings: Settings, *, die_with_parent: bool = True) -> Lo
     if importlib.util.find_spec("llama_cpp") is None:
         raise LocalModelError("llama-cpp-python is not installed; run `make run`")
     port = _free_port()
+    # llama-cpp-python's server, adapted to what ChatOpenAI sends (see app._llama_server).
     command = [
-        sys.executable, "-m", "llama_cpp.server",
+        sys.executable, "-m", "app._llama_server",
         "--model", str(model),
-        "--model_alias", MODEL_ALIAS,
-        "--host", "127.0.0.1",
+        "--alias", MODEL_ALIAS,
         "--port", str(port),
-        "--n_ctx", "2048",
     ]
     if settings.local_model_threads:
-        command += ["--n_threads", str(settings.local_model_threads)]
+        command += ["--n-threads", str(settings.local_model_threads)]
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     log_path = (settings.data_dir / "local_model.log").resolve()
     with log_path.open("wb") as log:
