@@ -7,14 +7,21 @@ Run as `python -m app._llama_server --model FILE --alias NAME --port N` (by
 - it never reports token usage in streams (`stream_options.include_usage`): each streamed
   completion gets OpenAI's final usage chunk (`choices: []`, `usage: {...}`), counted by
   llama.cpp's own tokenizer (prompt) and generated tokens (one stream chunk each).
+And it streams faster: its server generates a token only when the event loop asks for
+the next one (a thread hop per token, stalled whenever the loop is busy); here a thread
+generates ahead into a queue the loop drains (`_read_ahead`). A second request no longer
+cuts a running stream short (`interrupt_requests` off): requests queue for the model.
 Everything else is llama-cpp-python's server unchanged.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import json
-from collections.abc import Iterator
+import threading
+from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -23,6 +30,9 @@ if TYPE_CHECKING:
 __all__ = ["main"]
 
 _CHAT_PATH = "/v1/chat/completions"
+# One llama context per process: every generation holds this for its whole duration, so a
+# stream whose client left cannot overlap the next request while it winds down.
+_GENERATION_LOCK = threading.Lock()
 
 
 class MaxCompletionTokens:
@@ -79,9 +89,10 @@ def _install_stream_usage() -> None:
     to_chat_chunks: Any = llama_chat_format._convert_text_completion_chunks_to_chat
 
     def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
-        result = create_completion(self, *args, **kwargs)
         if not kwargs.get("stream"):
-            return result
+            with _GENERATION_LOCK:
+                return create_completion(self, *args, **kwargs)
+        result = _locked(create_completion(self, *args, **kwargs))
         prompt = kwargs.get("prompt", args[0] if args else "")
         if isinstance(prompt, str):
             prompt_tokens = len(self.tokenize(prompt.encode("utf-8"), add_bos=True, special=True))
@@ -109,6 +120,51 @@ def _install_stream_usage() -> None:
 
     Llama.create_completion = counted  # type: ignore[method-assign]
     setattr(llama_chat_format, "_convert_text_completion_chunks_to_chat", chat_chunks)  # noqa: B010
+
+
+def _locked(chunks: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    # Streams generate lazily, in whichever thread iterates: hold the lock while it does.
+    with _GENERATION_LOCK:
+        yield from chunks
+
+
+async def _read_ahead(iterator: Iterator[Any]) -> AsyncIterator[Any]:
+    """Drain `iterator` in a thread of its own, as fast as it yields; stop when we stop."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+    stop = threading.Event()
+
+    def put(kind: str, value: Any) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop closed: nobody is listening
+            loop.call_soon_threadsafe(queue.put_nowait, (kind, value))
+
+    def produce() -> None:
+        try:
+            for item in iterator:
+                put("item", item)
+                if stop.is_set():
+                    break
+        except BaseException as exc:
+            put("error", exc)
+        else:
+            put("done", None)
+        finally:
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                close()  # releases the generation lock in this thread
+
+    threading.Thread(target=produce, name="llama-generate", daemon=True).start()
+    try:
+        while True:
+            kind, value = await queue.get()
+            if kind == "item":
+                yield value
+            elif kind == "error":
+                raise value
+            else:
+                return
+    finally:
+        stop.set()
 
 
 def _with_usage(chunks: Iterator[dict[str, Any]], prompt_tokens: int) -> Iterator[dict[str, Any]]:
@@ -143,12 +199,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n-threads", type=int, default=None)
     args = parser.parse_args(argv)
     _install_stream_usage()
+    from llama_cpp.server import app as server_app
+
+    setattr(server_app, "iterate_in_threadpool", _read_ahead)  # noqa: B010
     model: dict[str, Any] = {"model": args.model, "model_alias": args.alias, "n_ctx": args.n_ctx}
     if args.n_threads:
         model["n_threads"] = args.n_threads
         model["n_threads_batch"] = args.n_threads
     app = create_app(
-        server_settings=ServerSettings(host=args.host, port=args.port),
+        server_settings=ServerSettings(
+            host=args.host, port=args.port, interrupt_requests=False
+        ),
         model_settings=[ModelSettings(**model, verbose=False)],
     )
     uvicorn.run(MaxCompletionTokens(app), host=args.host, port=args.port, log_level="warning")
