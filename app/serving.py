@@ -36,7 +36,7 @@ def serve_forever(settings: Settings, *, run: Runner) -> None:
                 raise SystemExit(1) from None
             updates = {"openai_base_url": server.base_url, "model_name": MODEL_ALIAS}
         if settings.workers > 1:
-            metrics_dir = (settings.data_dir / "metrics").resolve()
+            metrics_dir = (settings.metrics_dir or settings.data_dir / "metrics").resolve()
             reset_multiprocess_dir(metrics_dir)
             updates["metrics_dir"] = metrics_dir
             export_to_environment(updates)
