@@ -21,7 +21,10 @@ request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 """The id of the HTTP request being served (X-Request-Id), set by the middleware."""
 
 # Attributes every LogRecord has; anything else on a record came from `extra`.
-_STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+_STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {
+    "message", "asctime", "taskName",
+    "color_message",  # uvicorn's ANSI-coloured copy of the message
+}
 
 
 class RequestIdFilter(logging.Filter):
@@ -83,5 +86,8 @@ def log_config(*, level: str, fmt: str) -> dict[str, Any]:
             "uvicorn.error": {"handlers": [], "propagate": True},
             # Our middleware writes one structured access line per request instead.
             "uvicorn.access": {"handlers": [], "propagate": False},
+            # One INFO line per outgoing HTTP call (model, registry, probes) drowns the rest.
+            "httpx": {"level": "WARNING"},
+            "httpx2": {"level": "WARNING"},
         },
     }
