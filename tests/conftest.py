@@ -37,3 +37,12 @@ def postgres_url() -> Iterator[str]:
     """URL of an empty PostgreSQL database that is dropped after the test."""
     with throwaway_postgres_database() as url:
         yield url
+
+
+@pytest.fixture(autouse=True)
+def _fresh_sse_exit_event() -> None:
+    # sse-starlette keeps one process-wide exit Event, bound to the event loop of the first
+    # stream; each test server runs its own loop, so let the next stream make a new one.
+    from sse_starlette.sse import AppStatus
+
+    AppStatus.should_exit_event = None

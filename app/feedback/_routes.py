@@ -10,6 +10,7 @@ from promptlayer import exceptions as pl_errors
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from app.feedback._tokens import ExpiredToken, InvalidToken, request_subject
+from app.observability.metrics import count_feedback
 
 if TYPE_CHECKING:
     from promptlayer import AsyncPromptLayer
@@ -123,5 +124,15 @@ async def submit_feedback(
     presented_key: Annotated[str | None, Depends(_presented_key)],
 ) -> Any:
     """Score a logged answer 0..100; the same (request, name) scored again keeps the last."""
-    service.authorize(feedback, presented_key)
-    return await service.record(feedback)
+    try:
+        service.authorize(feedback, presented_key)
+        result = await service.record(feedback)
+    except HTTPException as error:
+        count_feedback(_OUTCOMES.get(error.status_code, "rejected"))
+        raise
+    count_feedback("recorded")
+    return result
+
+
+# /feedback status → the `outcome` label of promptserve_feedback_total.
+_OUTCOMES = {404: "unknown_request", 503: "failed"}

@@ -22,6 +22,7 @@ from app.config import Settings
 from app.feedback import FeedbackTokens
 from app.feedback._routes import FeedbackService
 from app.feedback._routes import router as feedback_router
+from app.observability import ObservabilityMiddleware
 from app.publishing import seed_registry
 from app.secrets_store import load_or_create_secret
 from app.service._chains import ChainRuntime, TemplateCache
@@ -29,7 +30,10 @@ from app.service._config_modifier import tracing_config_modifier
 from app.service._embedded import internal_listener
 from app.service._health import router as health_router
 from app.service._limits import BodySizeLimitMiddleware
-from app.service._trace_middleware import TraceResponseMiddleware
+from app.service._local import local_model_if_needed
+from app.service._probes import model_probe, registry_probe
+from app.service._seed_lock import seed_lock
+from app.service._trace_middleware import TRACE_SCOPE_KEY, TraceResponseMiddleware
 from app.tracing import LogDelivery
 from chains.catalog import CATALOG, ChainSpec, afetch_template, build_chain
 
@@ -76,6 +80,8 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
+            # Unless the CLI already runs the bundled model for all workers.
+            model_settings = await local_model_if_needed(settings, stack)
             if backend_app is not None:
                 assert backend_key is not None
                 await stack.enter_async_context(backend_app.router.lifespan_context(backend_app))
@@ -87,7 +93,7 @@ def create_app(
                 registry = _Registry(
                     settings.promptlayer_base_url, settings.promptlayer_api_key.get_secret_value()
                 )
-            await _start_service(app, settings, catalog, registry, tokens, stack, chat_model)
+            await _start_service(app, model_settings, catalog, registry, tokens, stack, chat_model)
             yield
 
     app = FastAPI(title="promptserve", version="0.1.0", lifespan=lifespan)
@@ -103,6 +109,8 @@ def create_app(
         wait_seconds=settings.log_wait_seconds,
     )
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    # Outermost: counts and logs every request, 413s and errors included.
+    app.add_middleware(ObservabilityMiddleware, trace_scope_key=TRACE_SCOPE_KEY)
     return app
 
 
@@ -122,12 +130,15 @@ async def _start_service(
     model_http = openai.DefaultAsyncHttpxClient()
     stack.push_async_callback(model_http.aclose)
 
+    model_key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
+
     def build(spec: ChainSpec, template: Any) -> Any:
         return build_chain(
             spec,
             template,
-            api_key=settings.openai_api_key.get_secret_value() if settings.openai_api_key else None,
+            api_key=model_key,
             base_url=settings.openai_base_url,
+            model_name_override=settings.model_name,
             http_async_client=model_http,
             model=chat_model(spec, template) if chat_model is not None else None,
         )
@@ -149,6 +160,11 @@ async def _start_service(
             ),
         )
     app.state.runtime = runtime
+    app.state.probes = {
+        "registry": registry_probe(base_url=registry.base_url, api_key=registry.api_key),
+        "model": model_probe(model_http, base_url=settings.openai_base_url,
+                             api_key=model_key or "not-needed"),
+    }
     app.state.feedback = FeedbackService(tokens=tokens, api_keys=settings.api_keys, client=client)
     refresh = asyncio.create_task(runtime.refresh_forever(settings.refresh_interval_seconds))
 
@@ -172,7 +188,9 @@ def _redirect_dashboard(app: FastAPI) -> None:
 def _seed(settings: Settings, registry: _Registry) -> None:
     """Publish the bundled templates that the embedded registry does not have yet."""
     client = PromptLayer(api_key=registry.api_key, base_url=registry.base_url)
-    seed_registry(settings.templates_dir, client)
+    # Workers and replicas start together: one seeds, the others then find it done.
+    with seed_lock(settings.sqlalchemy_url):
+        seed_registry(settings.templates_dir, client)
 
 
 def _feedback_tokens(settings: Settings) -> FeedbackTokens:

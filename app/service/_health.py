@@ -1,11 +1,14 @@
-"""Liveness and readiness."""
+"""Liveness, readiness and Prometheus metrics."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+
+from app.observability import metrics_response
+from app.service._probes import run_probes
 
 __all__ = ["router"]
 
@@ -20,11 +23,16 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", responses={503: {}})
 async def readyz(request: Request) -> Any:
-    """Chains are built and the registry answered the last refresh."""
+    """Chains are built, and the registry and the model server answer right now."""
     runtime = getattr(request.app.state, "runtime", None)
-    checks = {
-        "chains": runtime is not None,
-        "registry": bool(runtime is not None and runtime.registry_ok),
-    }
+    probes = getattr(request.app.state, "probes", None) or {}
+    checks = {"chains": runtime is not None}
+    checks.update(await run_probes(probes) if probes else {"registry": False, "model": False})
     status = 200 if all(checks.values()) else 503
     return JSONResponse({"ready": status == 200, "checks": checks}, status_code=status)
+
+
+@router.get("/metrics", response_class=Response)
+async def metrics(request: Request) -> Response:
+    """Prometheus text format; with several workers, the sum over all of them."""
+    return metrics_response(request.app.state.settings.metrics_dir)

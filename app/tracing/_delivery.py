@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import httpx
 
+from app.observability import metrics
 from app.tracing._types import LogBody
 
 __all__ = ["DeliveryError", "LogDelivery"]
@@ -128,6 +129,7 @@ class LogDelivery:
             return
         task = asyncio.get_running_loop().create_task(self._deliver(item))
         self._track(task)
+        metrics.log_pending(+1)
 
     def _track(self, task: asyncio.Future[Any]) -> None:
         self._inflight.add(task)
@@ -147,6 +149,8 @@ class LogDelivery:
         except Exception:
             logger.exception("log %s: unexpected delivery failure", item.idempotency_key)
         finally:
+            metrics.log_pending(-1)
+            (metrics.log_delivered if request_id is not None else metrics.log_failed)()
             if not item.future.done():
                 item.future.set_result(request_id)
 

@@ -62,6 +62,7 @@ class FakeOpenAI:
             routes=[
                 Route("/v1/chat/completions", self._chat, methods=["POST"]),
                 Route("/v1/completions", self._completions, methods=["POST"]),
+                Route("/v1/models", self._models, methods=["GET"]),
             ]
         )
 
@@ -82,6 +83,13 @@ class FakeOpenAI:
         status = int(model.removeprefix("fail-"))
         body = {"error": {"message": f"fake failure {status}", "type": "fake", "code": None}}
         return JSONResponse(body, status_code=status)
+
+    @staticmethod
+    async def _models(request: Request) -> Response:
+        # What readiness probes call.
+        return JSONResponse(
+            {"object": "list", "data": [{"id": "fake", "object": "model", "owned_by": "tests"}]}
+        )
 
     async def _chat(self, request: Request) -> Response:
         body = await request.json()

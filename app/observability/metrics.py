@@ -1,0 +1,110 @@
+"""Prometheus metrics of the service, safe with several worker processes.
+
+With `serve --workers N` the CLI points PROMETHEUS_MULTIPROC_DIR at an emptied folder
+before the workers start; prometheus-client then keeps each worker's values in files
+there and `/metrics` sums them (gauges: `livesum`, over live processes). prometheus-client
+decides that mode when it is first imported, which is why the CLI sets the variable and
+not the app.
+
+Others call the small functions below (`log_delivered`, `count_feedback`, ...) rather than
+touching the metric objects, so names and labels live in this one file.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client import multiprocess as _multiprocess
+from starlette.responses import Response
+
+__all__ = [
+    "count_feedback",
+    "log_delivered",
+    "log_failed",
+    "log_pending",
+    "metrics_response",
+    "observe_request",
+    "reset_multiprocess_dir",
+]
+
+_REQUESTS = Counter(
+    "promptserve_http_requests_total",
+    "HTTP requests answered, by route template, method and status code.",
+    ["route", "method", "status"],
+)
+_LATENCY = Histogram(
+    "promptserve_http_request_duration_seconds",
+    "Time from request to the end of the response (streams: the last event), by route.",
+    ["route", "method"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
+)
+_LOGS_DELIVERED = Counter(
+    "promptserve_logs_delivered_total", "Request logs PromptLayer accepted."
+)
+_LOGS_FAILED = Counter(
+    "promptserve_logs_failed_total", "Request logs given up on (non-retryable or budget spent)."
+)
+_LOGS_PENDING = Gauge(
+    "promptserve_logs_pending",
+    "Request logs scheduled and not yet delivered or given up.",
+    multiprocess_mode="livesum",
+)
+_FEEDBACK = Counter(
+    "promptserve_feedback_total",
+    "Feedback submissions by outcome (recorded, rejected, unknown_request, failed).",
+    ["outcome"],
+)
+
+
+def observe_request(route: str, method: str, status: int, seconds: float) -> None:
+    """Count one answered HTTP request and its latency."""
+    _REQUESTS.labels(route, method, str(status)).inc()
+    _LATENCY.labels(route, method).observe(seconds)
+
+
+def log_delivered() -> None:
+    """One request log reached PromptLayer."""
+    _LOGS_DELIVERED.inc()
+
+
+def log_failed() -> None:
+    """One request log was given up on."""
+    _LOGS_FAILED.inc()
+
+
+def log_pending(delta: int) -> None:
+    """Logs waiting for delivery went up (+1 when scheduled) or down (-1 when settled)."""
+    _LOGS_PENDING.inc(delta)
+
+
+def count_feedback(outcome: str) -> None:
+    """One /feedback submission ended with `outcome`."""
+    _FEEDBACK.labels(outcome).inc()
+
+
+def metrics_response(multiprocess_dir: Path | None) -> Response:
+    """The Prometheus text exposition: this process's metrics, or every worker's."""
+    if multiprocess_dir is None:
+        registry = REGISTRY
+    else:
+        registry = CollectorRegistry()
+        _multiprocess.MultiProcessCollector(  # type: ignore[no-untyped-call]
+            registry, path=str(multiprocess_dir)
+        )
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def reset_multiprocess_dir(directory: Path) -> None:
+    """Empty `directory` (files of a previous run would add to this run's counts)."""
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True, exist_ok=True)
