@@ -88,7 +88,7 @@ def serve_in_process(
         )
     child = ChildServer(proc, log_path)
     try:
-        wait_until_up(health_url, child=child, timeout=startup_timeout)
+        wait_until_up(health_url, proc=proc, log_path=log_path, timeout=startup_timeout)
         yield child
     finally:
         if proc.poll() is None:
@@ -100,12 +100,19 @@ def serve_in_process(
                 proc.wait()
 
 
-def wait_until_up(url: str, *, child: ChildServer | None = None, timeout: float = 60.0) -> None:
-    """Poll `url` until it answers below 500; fail with the child's output if it died."""
+def wait_until_up(
+    url: str,
+    *,
+    proc: subprocess.Popen[bytes] | None = None,
+    log_path: Path | None = None,
+    timeout: float = 60.0,
+) -> None:
+    """Poll `url` until it answers below 500; fail with the child's output if `proc` died."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if child is not None and child.proc.poll() is not None:
-            raise RuntimeError(f"server exited with {child.proc.returncode}:\n{child.output()}")
+        if proc is not None and proc.poll() is not None:
+            output = log_path.read_text(errors="replace") if log_path else ""
+            raise RuntimeError(f"server exited with {proc.returncode}:\n{output}")
         with contextlib.suppress(httpx.HTTPError):
             if httpx.get(url, timeout=1.0).status_code < 500:
                 return
