@@ -19,7 +19,6 @@ from promptlayer import AsyncPromptLayer, PromptLayer
 from app.backend import create_backend_app, resolve_backend_api_key
 from app.config import Settings
 from app.feedback import FeedbackTokens
-from app.feedback._routes import FeedbackService
 from app.feedback._routes import router as feedback_router
 from app.publishing import seed_registry
 from app.secrets_store import load_or_create_secret
@@ -28,8 +27,8 @@ from app.service._config_modifier import tracing_config_modifier
 from app.service._embedded import internal_listener
 from app.service._health import router as health_router
 from app.service._limits import BodySizeLimitMiddleware
+from app.service._reliability import install_guards, start_delivery, start_feedback
 from app.service._trace_middleware import TraceResponseMiddleware
-from app.tracing import LogDelivery
 from chains.catalog import CATALOG, ChainSpec, afetch_template, build_chain
 
 __all__ = ["create_app"]
@@ -87,6 +86,7 @@ def create_app(
         tokens=tokens,
         wait_seconds=settings.log_wait_seconds,
     )
+    install_guards(app, settings, catalog)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     return app
 
@@ -100,8 +100,10 @@ async def _start_service(
     stack: contextlib.AsyncExitStack,
 ) -> None:
     client = AsyncPromptLayer(api_key=registry.api_key, base_url=registry.base_url)
-    delivery = LogDelivery(base_url=registry.base_url, api_key=registry.api_key)
-    stack.push_async_callback(delivery.aclose)
+    delivery = await start_delivery(
+        settings, base_url=registry.base_url, api_key=registry.api_key, stack=stack
+    )
+    app.state.delivery = delivery  # its stats() feed /metrics
     # One pool to the model server per app, closed with it (see chains.model).
     model_http = openai.DefaultAsyncHttpxClient()
     stack.push_async_callback(model_http.aclose)
@@ -132,7 +134,9 @@ async def _start_service(
             ),
         )
     app.state.runtime = runtime
-    app.state.feedback = FeedbackService(tokens=tokens, api_keys=settings.api_keys, client=client)
+    app.state.feedback = await start_feedback(
+        settings, tokens=tokens, client=client, delivery=delivery, stack=stack
+    )
     refresh = asyncio.create_task(runtime.refresh_forever(settings.refresh_interval_seconds))
 
     async def stop_refresh() -> None:
