@@ -79,7 +79,8 @@ class LogDelivery:
             max_connections=max_connections, transport=transport,
         )
         self._drain = (
-            SpoolDrain(spool_dir, self._poster, on_landed=self._landed, probe_max=backoff_max)
+            SpoolDrain(spool_dir, self._poster, on_landed=self._landed,
+                       probe_max=min(2.0, backoff_max))
             if spool_dir is not None else None
         )
         self._wait_budget = wait_budget

@@ -42,6 +42,7 @@ class SpoolDrain:
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spool")
         self._spool: Spool | None = None
         self._writes: list[tuple[str, dict[str, Any]]] = []
+        self._writing = 0  # records handed to the spool thread, not yet counted by it
         self._writer: asyncio.Task[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -66,7 +67,7 @@ class SpoolDrain:
     def stats(self) -> dict[str, int]:
         """Spool figures for /metrics."""
         return {
-            "spool_pending": self._counts.pending + len(self._writes),
+            "spool_pending": self._counts.pending + self._writing + len(self._writes),
             "spool_bytes": self._counts.size,
             "spool_peak": self.peak,
             "spooled_total": self.spooled,
@@ -84,7 +85,11 @@ class SpoolDrain:
         try:
             while self._writes and self._spool is not None:
                 batch, self._writes = self._writes, []
-                self._counts = await self._io(self._spool.append, batch)
+                self._writing = len(batch)
+                try:
+                    self._counts = await self._io(self._spool.append, batch)
+                finally:
+                    self._writing = 0
                 self.peak = max(self.peak, self._counts.pending)
                 self._wake.set()
         except Exception:

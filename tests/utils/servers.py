@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -57,15 +58,21 @@ def serve_in_process(
     cwd: Path | None = None,
     startup_timeout: float = 60.0,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Run the `promptserve` CLI with `args` in a child process until `health_url` answers."""
+    """Run the `promptserve` CLI with `args` in a child process until `health_url` answers.
+
+    Output goes to a temporary file (`proc.output_path`), never a pipe: a pipe nobody reads
+    fills up and blocks a chatty child.
+    """
     full_env = {**os.environ, **env}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", *args],
-        env=full_env,
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    with tempfile.NamedTemporaryFile(prefix="promptserve-", suffix=".log", delete=False) as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", *args],
+            env=full_env,
+            cwd=cwd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    proc.output_path = Path(out.name)  # type: ignore[attr-defined]
     try:
         wait_until_up(health_url, proc=proc, timeout=startup_timeout)
         yield proc
@@ -86,10 +93,48 @@ def wait_until_up(
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            output = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
-            raise RuntimeError(f"server exited with {proc.returncode}:\n{output}")
+            raise RuntimeError(f"server exited with {proc.returncode}:\n{process_output(proc)}")
         with contextlib.suppress(httpx.HTTPError):
             if httpx.get(url, timeout=1.0).status_code < 500:
                 return
         time.sleep(0.05)
     raise TimeoutError(f"{url} did not answer within {timeout} s")
+
+
+def process_output(proc: subprocess.Popen[bytes]) -> str:
+    """What a `serve_in_process` child wrote so far (stdout and stderr)."""
+    path = getattr(proc, "output_path", None)
+    if path is not None:
+        return Path(path).read_text(errors="replace")
+    return proc.stdout.read().decode(errors="replace") if proc.stdout else ""
+
+
+class RestartableServer:
+    """`app` under uvicorn in a thread on one fixed port, to stop and start again (outages)."""
+
+    def __init__(self, app: Any, *, port: int | None = None) -> None:
+        self.app = app
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self, timeout: float = 30.0) -> None:
+        """Serve until `stop`; returns once the port answers."""
+        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port,
+                                log_level="warning", lifespan="on")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"server on port {self.port} did not start")
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        """Close the listener and every connection; the port refuses connections after."""
+        if self._server is not None and self._thread is not None:
+            self._server.should_exit = True
+            self._thread.join(timeout=30)
+        self._server = self._thread = None
