@@ -32,7 +32,11 @@ def _settings(**overrides: Any) -> Settings:
 def _run(app: Any, settings: Settings) -> None:
     import uvicorn
 
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+    # Slow clients cost a socket and a coroutine, never a thread; keep-alive idlers are cut
+    # after 5 s, and a shutdown waits at most 20 s for open requests so the lifespan can still
+    # flush and spool delivery before an orchestrator's SIGKILL (see README, "Reliability").
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info",
+                timeout_keep_alive=5, timeout_graceful_shutdown=20)
 
 
 @cli.command()

@@ -91,6 +91,8 @@ class LogDelivery:
         self._current: set[_LogItem] = set()
         self._inflight: set[asyncio.Future[Any]] = set()
         self._runs: OrderedDict[str, int] = OrderedDict()
+        # Futures of spooled logs whose response still waits (removed at its deadline).
+        self._waiting: dict[str, asyncio.Future[int | None]] = {}
         self._listeners: list[Listener] = []
         self._closed = False
         self._counters = {"delivered_total": 0, "rejected_total": 0, "dropped_total": 0}
@@ -151,11 +153,11 @@ class LogDelivery:
         if self._closed:
             self._give_up(item, "delivery is closed")
             return
+        item.enqueued = asyncio.get_running_loop().time()
         if self._drain is not None and self._drain.backlogged:
             self._spool(item)  # behind older spooled logs, to keep PromptLayer's order
             return
         queue = self._ensure_workers()
-        item.enqueued = asyncio.get_running_loop().time()
         try:
             queue.put_nowait(item)
         except asyncio.QueueFull:
@@ -172,7 +174,19 @@ class LogDelivery:
     def _spool(self, item: _LogItem) -> None:
         assert self._drain is not None
         self._drain.add(item.idempotency_key, item.body)
-        _settle(item.future, None)
+        loop = asyncio.get_running_loop()
+        remaining = item.enqueued + self._wait_budget - loop.time()
+        if remaining <= 0 or self._closed or self._drain.failing:
+            _settle(item.future, None)  # PromptLayer is down: answer now, not in 2 s
+            return
+        # The drain may still deliver it within the response's budget (a short backlog).
+        self._waiting[item.idempotency_key] = item.future
+        loop.call_later(remaining, self._expire, item.idempotency_key)
+
+    def _expire(self, key: str) -> None:
+        future = self._waiting.pop(key, None)
+        if future is not None:
+            _settle(future, None)
 
     def _give_up(self, item: _LogItem, why: str) -> None:
         """Spool `item` if there is a spool; otherwise drop it, loudly."""
@@ -226,6 +240,8 @@ class LogDelivery:
 
     def _landed(self, key: str, body: Mapping[str, Any], request_id: int) -> None:
         self._counters["delivered_total"] += 1
+        if (waiting := self._waiting.pop(key, None)) is not None:
+            _settle(waiting, request_id)
         metadata = body.get("metadata")
         root = metadata.get("_langchain_root_run_id") if isinstance(metadata, dict) else None
         if not isinstance(root, str):
@@ -323,6 +339,8 @@ class LogDelivery:
             for task in [t for t in self._inflight if not t.done()]:
                 task.cancel()
             await asyncio.gather(*self._inflight, return_exceptions=True)
+            for key in list(self._waiting):
+                self._expire(key)
             if self._drain is not None:
                 await self._drain.close()
         finally:

@@ -48,6 +48,7 @@ class SpoolDrain:
         self._wake = asyncio.Event()
         self._counts = SpoolCounts(0, 0)
         self.spooled = 0
+        self.failing = False  # the last drain round found PromptLayer unavailable
         self.delivered = 0
         self.peak = 0
 
@@ -115,6 +116,7 @@ class SpoolDrain:
             except Exception:
                 logger.exception("spool: drain round failed")
                 healed = False
+            self.failing = not healed
             if healed:
                 failures = 0
                 continue
