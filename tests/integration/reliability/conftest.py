@@ -30,6 +30,17 @@ BACKEND_KEY = "reliability-backend-key"
 SERVICE_KEY = "reliability-service-key"
 
 
+@pytest.fixture(autouse=True)
+def _fresh_sse_exit_event() -> Iterator[None]:
+    """sse-starlette keeps one process-global exit Event, bound to the first event loop that
+    streams; test servers each have their own loop, so forget it around every test."""
+    from sse_starlette.sse import AppStatus
+
+    AppStatus.should_exit_event = None
+    yield
+    AppStatus.should_exit_event = None
+
+
 @pytest.fixture(scope="module")
 def fake_llm() -> Iterator[tuple[FakeOpenAI, str]]:
     fake = FakeOpenAI()
