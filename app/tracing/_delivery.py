@@ -32,8 +32,11 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# Root run id -> request id of its last delivered call; sized for a day of feedback delays.
-_RUN_INDEX_SIZE = 100_000
+# Root run id -> request id of its last delivered call, for feedback given by run id. Logs
+# the spool delivered (their responses said null) are kept longest; every other landing only
+# in a small recent window, so steady traffic does not grow memory.
+_LATE_RUNS_KEPT = 100_000
+_RECENT_RUNS_KEPT = 10_000
 
 Listener = Callable[[str, int], None]
 
@@ -79,7 +82,7 @@ class LogDelivery:
             max_connections=max_connections, transport=transport,
         )
         self._drain = (
-            SpoolDrain(spool_dir, self._poster, on_landed=self._landed,
+            SpoolDrain(spool_dir, self._poster, on_landed=self._landed_late,
                        probe_max=min(2.0, backoff_max))
             if spool_dir is not None else None
         )
@@ -90,7 +93,8 @@ class LogDelivery:
         self._workers: list[asyncio.Task[None]] = []
         self._current: set[_LogItem] = set()
         self._inflight: set[asyncio.Future[Any]] = set()
-        self._runs: OrderedDict[str, int] = OrderedDict()
+        self._late_runs: OrderedDict[str, int] = OrderedDict()
+        self._recent_runs: OrderedDict[str, int] = OrderedDict()
         # Futures of spooled logs whose response still waits (removed at its deadline).
         self._waiting: dict[str, asyncio.Future[int | None]] = {}
         self._listeners: list[Listener] = []
@@ -105,7 +109,7 @@ class LogDelivery:
         self._owner_loop()
         if self._drain is not None:
             for run_id, request_id in (await self._drain.start()).items():
-                self._remember(run_id, request_id)
+                _remember(self._late_runs, run_id, request_id, _LATE_RUNS_KEPT)
 
     # -- scheduling ------------------------------------------------------------------------
 
@@ -238,7 +242,12 @@ class LogDelivery:
 
     # -- landings, and the run-id lookup feedback uses -------------------------------------
 
-    def _landed(self, key: str, body: Mapping[str, Any], request_id: int) -> None:
+    def _landed_late(self, key: str, body: Mapping[str, Any], request_id: int) -> None:
+        self._landed(key, body, request_id, late=True)
+
+    def _landed(
+        self, key: str, body: Mapping[str, Any], request_id: int, *, late: bool = False
+    ) -> None:
         self._counters["delivered_total"] += 1
         if (waiting := self._waiting.pop(key, None)) is not None:
             _settle(waiting, request_id)
@@ -246,22 +255,20 @@ class LogDelivery:
         root = metadata.get("_langchain_root_run_id") if isinstance(metadata, dict) else None
         if not isinstance(root, str):
             return
-        self._remember(root, request_id)
+        if late:
+            _remember(self._late_runs, root, request_id, _LATE_RUNS_KEPT)
+        else:
+            _remember(self._recent_runs, root, request_id, _RECENT_RUNS_KEPT)
         for listener in list(self._listeners):
             try:
                 listener(root, request_id)
             except Exception:
                 logger.exception("delivery listener failed for run %s", root)
 
-    def _remember(self, run_id: str, request_id: int) -> None:
-        self._runs[run_id] = request_id
-        self._runs.move_to_end(run_id)
-        if len(self._runs) > _RUN_INDEX_SIZE:
-            self._runs.popitem(last=False)
-
     def request_id_for_run(self, run_id: str) -> int | None:
         """The request id of root run `run_id`'s last delivered LLM call, if known here."""
-        return self._runs.get(run_id)
+        found = self._recent_runs.get(run_id)
+        return found if found is not None else self._late_runs.get(run_id)
 
     def add_listener(self, listener: Listener) -> None:
         """Call `listener(root_run_id, request_id)` on the loop whenever a log lands."""
@@ -349,6 +356,13 @@ class LogDelivery:
 
     def _queue_depth(self) -> int:
         return self._queue.qsize() if self._queue is not None else 0
+
+
+def _remember(runs: OrderedDict[str, int], run_id: str, request_id: int, keep: int) -> None:
+    runs[run_id] = request_id
+    runs.move_to_end(run_id)
+    if len(runs) > keep:
+        runs.popitem(last=False)
 
 
 def _settle(future: asyncio.Future[int | None], value: int | None) -> None:
