@@ -42,8 +42,17 @@ def _run(app: Any, settings: Settings, **options: Any) -> None:
     config = log_config(level=settings.log_level, fmt=settings.log_format)
     logging.config.dictConfig(config)
     # access_log off: the app's middleware writes one structured line per request.
+    # Slow clients cost a socket and a coroutine, never a thread; keep-alive idlers are cut
+    # after 5 s, and a shutdown waits at most 20 s for open requests so the lifespan can still
+    # flush and spool delivery before an orchestrator's SIGKILL (see README, "Reliability").
     uvicorn.run(
-        app, host=settings.host, port=settings.port, log_config=config, access_log=False,
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=config,
+        access_log=False,
+        timeout_keep_alive=5,
+        timeout_graceful_shutdown=20,
         **options,
     )
 
@@ -58,9 +67,7 @@ def backend(host: HostOption = None, port: PortOption = None) -> None:
 
 
 @cli.command()
-def serve(
-    host: HostOption = None, port: PortOption = None, workers: WorkersOption = None
-) -> None:
+def serve(host: HostOption = None, port: PortOption = None, workers: WorkersOption = None) -> None:
     """Serve every chain of the catalog, /feedback and (by default) the embedded backend."""
     from app.serving import serve_forever
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = ["Settings", "export_to_environment"]
@@ -74,7 +74,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=1_000_000, gt=0, description="Largest request body accepted (413 above)."
     )
-    # Operations (see docs/CONFIGURATION.md).
+    # Operations (see the README, "Configuration").
     workers: int = Field(default=1, ge=1, le=64, description="Worker processes of `serve`.")
     model_name: str | None = Field(
         default=None,
@@ -97,6 +97,20 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("PROMETHEUS_MULTIPROC_DIR", "metrics_dir"),
         description="prometheus-client multiprocess directory (set by `serve --workers N`).",
     )
+    # Reliability and limits (delivery spool, API keys on chain routes, batch and stream caps).
+    require_api_key: bool = Field(
+        default=False,
+        description="Chain routes and /feedback need one of PROMPTSERVE_API_KEYS (401 without).",
+    )
+    max_batch_size: int = Field(
+        default=100, gt=0, description="Most inputs one /batch call may carry (413 above)."
+    )
+    max_stream_seconds: float = Field(
+        default=300.0, gt=0, description="Longest a stream may run before it ends with an error."
+    )
+    delivery_queue_size: int = Field(
+        default=10_000, gt=0, description="Logs held in memory before new ones go to the spool."
+    )
 
     @field_validator("api_keys", mode="before")
     @classmethod
@@ -104,6 +118,17 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [key.strip() for key in value.split(",") if key.strip()]
         return value
+
+    @model_validator(mode="after")
+    def _keys_when_required(self) -> Settings:
+        if self.require_api_key and not self.api_keys:
+            raise ValueError("PROMPTSERVE_REQUIRE_API_KEY needs PROMPTSERVE_API_KEYS")
+        return self
+
+    @property
+    def spool_dir(self) -> Path:
+        """Where logs that could not be delivered in time wait (survives restarts)."""
+        return self.data_dir / "spool"
 
     @field_validator("promptlayer_base_url", "openai_base_url")
     @classmethod

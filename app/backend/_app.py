@@ -87,7 +87,11 @@ def create_backend_app(settings: Settings, *, api_key: str) -> FastAPI:
         """Liveness."""
         return {"status": "ok"}
 
-    @app.post("/v1/traces")
+    @app.post(
+        "/v1/traces",
+        response_class=Response,
+        responses={200: {"content": {"application/x-protobuf": {}}, "description": "Empty."}},
+    )
     async def traces() -> Response:
         """SDK tracing (OTLP): accepted and discarded; an empty body is an empty OTLP reply."""
         return Response(status_code=200, media_type="application/x-protobuf")

@@ -20,7 +20,6 @@ from promptlayer import AsyncPromptLayer, PromptLayer
 from app.backend import create_backend_app, resolve_backend_api_key
 from app.config import Settings
 from app.feedback import FeedbackTokens
-from app.feedback._routes import FeedbackService
 from app.feedback._routes import router as feedback_router
 from app.observability import ObservabilityMiddleware
 from app.publishing import seed_registry
@@ -32,9 +31,9 @@ from app.service._health import router as health_router
 from app.service._limits import BodySizeLimitMiddleware
 from app.service._local import local_model_if_needed
 from app.service._probes import model_probe, registry_probe
+from app.service._reliability import install_guards, start_delivery, start_feedback
 from app.service._seed_lock import seed_lock
 from app.service._trace_middleware import TRACE_SCOPE_KEY, TraceResponseMiddleware
-from app.tracing import LogDelivery
 from chains.catalog import CATALOG, ChainSpec, afetch_template, build_chain
 
 if TYPE_CHECKING:
@@ -108,6 +107,7 @@ def create_app(
         tokens=tokens,
         wait_seconds=settings.log_wait_seconds,
     )
+    install_guards(app, settings, catalog)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     # Outermost: counts and logs every request, 413s and errors included.
     app.add_middleware(ObservabilityMiddleware, trace_scope_key=TRACE_SCOPE_KEY)
@@ -124,8 +124,10 @@ async def _start_service(
     chat_model: ChatModelFactory | None = None,
 ) -> None:
     client = AsyncPromptLayer(api_key=registry.api_key, base_url=registry.base_url)
-    delivery = LogDelivery(base_url=registry.base_url, api_key=registry.api_key)
-    stack.push_async_callback(delivery.aclose)
+    delivery = await start_delivery(
+        settings, base_url=registry.base_url, api_key=registry.api_key, stack=stack
+    )
+    app.state.delivery = delivery  # its stats() feed /metrics
     # One pool to the model server per app, closed with it (see chains.model).
     model_http = openai.DefaultAsyncHttpxClient()
     stack.push_async_callback(model_http.aclose)
@@ -162,10 +164,13 @@ async def _start_service(
     app.state.runtime = runtime
     app.state.probes = {
         "registry": registry_probe(base_url=registry.base_url, api_key=registry.api_key),
-        "model": model_probe(model_http, base_url=settings.openai_base_url,
-                             api_key=model_key or "not-needed"),
+        "model": model_probe(
+            model_http, base_url=settings.openai_base_url, api_key=model_key or "not-needed"
+        ),
     }
-    app.state.feedback = FeedbackService(tokens=tokens, api_keys=settings.api_keys, client=client)
+    app.state.feedback = await start_feedback(
+        settings, tokens=tokens, client=client, delivery=delivery, stack=stack
+    )
     refresh = asyncio.create_task(runtime.refresh_forever(settings.refresh_interval_seconds))
 
     async def stop_refresh() -> None:

@@ -1,24 +1,30 @@
 """Delivery of request logs and groups to PromptLayer over one pooled HTTP client.
 
 `submit` only schedules work and returns a future, so LangChain callbacks never wait on I/O.
-Each log becomes a `_LogItem` handed to `_enqueue`; today that starts a task per item, and a
-bounded queue with a disk spool can later replace `_enqueue` without the callers noticing.
+Each log becomes a `_LogItem` in a bounded queue served by a fixed set of worker tasks.
+Without a spool a worker retries a log for `total_budget` seconds. With a spool (the service
+always has one) a log not delivered within `wait_budget` seconds (the time a response waits
+for its id), or one that finds the queue full, goes to the disk spool, whose drain delivers it
+in order once PromptLayer answers again. Idempotency keys (LLM run ids) travel with every
+attempt, so a retry or a re-delivery after a crash never stores a log twice.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import random
-from collections.abc import Coroutine, Mapping
-from dataclasses import dataclass
+from collections import OrderedDict
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 
 from app.observability import metrics
+from app.tracing._drain import SpoolDrain
+from app.tracing._poster import Poster
 from app.tracing._types import LogBody
 
 __all__ = ["DeliveryError", "LogDelivery"]
@@ -27,22 +33,27 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# Statuses worth another attempt: the server may recover; every other 4xx never will.
-_RETRY_STATUSES = frozenset({429}) | frozenset(range(500, 600))
-_MAX_RETRY_AFTER = 30.0
+# Root run id -> request id of its last delivered call, for feedback given by run id. Logs
+# the spool delivered (their responses said null) are kept longest; every other landing only
+# in a small recent window, so steady traffic does not grow memory.
+_LATE_RUNS_KEPT = 100_000
+_RECENT_RUNS_KEPT = 10_000
+
+Listener = Callable[[str, int], None]
 
 
 class DeliveryError(Exception):
     """A PromptLayer call failed for good (non-retryable answer or budget spent)."""
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)  # hashed by identity: kept in a set while in flight
 class _LogItem:
     """One log waiting for delivery; `future` resolves to the request id or None."""
 
     body: LogBody
     idempotency_key: str
     future: asyncio.Future[int | None]
+    enqueued: float = field(default=0.0)
 
 
 class LogDelivery:
@@ -59,26 +70,47 @@ class LogDelivery:
         backoff_max: float = 5.0,
         max_connections: int = 100,
         transport: httpx.AsyncBaseTransport | None = None,
+        spool_dir: Path | None = None,
+        wait_budget: float = 2.0,
+        queue_size: int = 10_000,
+        workers: int = 64,
     ) -> None:
-        self._base_url = base_url.rstrip("/")
         self._api_key = api_key
         self._budget = total_budget
-        self._attempt_timeout = attempt_timeout
-        self._backoff_initial = backoff_initial
-        self._backoff_max = backoff_max
-        # Keep-alive pool sized above the 32+ concurrent requests we serve, so a burst of
-        # logs reuses warm connections instead of paying a TCP handshake each.
-        limits = httpx.Limits(max_connections=max_connections,
-                              max_keepalive_connections=max_connections, keepalive_expiry=30.0)
-        self._client = httpx.AsyncClient(
-            limits=limits, timeout=attempt_timeout, transport=transport,
-            headers={"X-API-KEY": api_key, "Content-Type": "application/json"},
+        self._poster = Poster(
+            base_url=base_url, api_key=api_key, attempt_timeout=attempt_timeout,
+            backoff_initial=backoff_initial, backoff_max=backoff_max,
+            max_connections=max_connections, transport=transport,
         )
+        self._drain = (
+            SpoolDrain(spool_dir, self._poster, on_landed=self._landed_late,
+                       probe_max=min(2.0, backoff_max))
+            if spool_dir is not None else None
+        )
+        self._wait_budget = wait_budget
+        self._queue: asyncio.Queue[_LogItem] | None = None
+        self._queue_size = queue_size
+        self._worker_count = workers
+        self._workers: list[asyncio.Task[None]] = []
+        self._current: set[_LogItem] = set()
         self._inflight: set[asyncio.Future[Any]] = set()
+        self._late_runs: OrderedDict[str, int] = OrderedDict()
+        self._recent_runs: OrderedDict[str, int] = OrderedDict()
+        # Futures of spooled logs whose response still waits (removed at its deadline).
+        self._waiting: dict[str, asyncio.Future[int | None]] = {}
+        self._listeners: list[Listener] = []
         self._closed = False
+        self._counters = {"delivered_total": 0, "rejected_total": 0, "dropped_total": 0}
         self._loop: asyncio.AbstractEventLoop | None = None
         with contextlib.suppress(RuntimeError):
             self._loop = asyncio.get_running_loop()
+
+    async def start(self) -> None:
+        """Open the spool (delivering what earlier processes left there); no-op without one."""
+        self._owner_loop()
+        if self._drain is not None:
+            for run_id, request_id in (await self._drain.start()).items():
+                _remember(self._late_runs, run_id, request_id, _LATE_RUNS_KEPT)
 
     # -- scheduling ------------------------------------------------------------------------
 
@@ -87,8 +119,15 @@ class LogDelivery:
         loop = self._owner_loop()
         future: asyncio.Future[int | None] = asyncio.Future(loop=loop)
         item = _LogItem(body=body, idempotency_key=idempotency_key, future=future)
+        metrics.log_pending(+1)
         self._call_in_loop(loop, self._enqueue, item)
         return future
+
+    def _count(self, outcome: str) -> None:
+        """One log settled for good: delivered, rejected by PromptLayer, or dropped."""
+        self._counters[outcome] += 1
+        metrics.log_pending(-1)
+        (metrics.log_delivered if outcome == "delivered_total" else metrics.log_failed)()
 
     def spawn(self, coro: Coroutine[Any, Any, T]) -> asyncio.Future[T]:
         """Run `coro` as a tracked background task on the delivery loop (thread-safe)."""
@@ -122,128 +161,221 @@ class LogDelivery:
             loop.call_soon_threadsafe(fn, *args)
 
     def _enqueue(self, item: _LogItem) -> None:
-        """Start delivering `item` (the seam for a bounded queue + disk spool)."""
+        """Queue `item` for a worker, or hand it to the spool when that keeps order."""
         if self._closed:
-            logger.warning("log %s dropped: delivery is closed", item.idempotency_key)
-            item.future.set_result(None)
+            self._give_up(item, "delivery is closed")
             return
-        task = asyncio.get_running_loop().create_task(self._deliver(item))
-        self._track(task)
-        metrics.log_pending(+1)
+        item.enqueued = asyncio.get_running_loop().time()
+        if self._drain is not None and self._drain.backlogged:
+            self._spool(item)  # behind older spooled logs, to keep PromptLayer's order
+            return
+        queue = self._ensure_workers()
+        try:
+            queue.put_nowait(item)
+        except asyncio.QueueFull:
+            self._give_up(item, "delivery queue is full")
+
+    def _ensure_workers(self) -> asyncio.Queue[_LogItem]:
+        if self._queue is None:
+            self._queue = asyncio.Queue(self._queue_size)
+            loop = asyncio.get_running_loop()
+            self._workers = [loop.create_task(self._work(self._queue))
+                             for _ in range(self._worker_count)]
+        return self._queue
+
+    def _spool(self, item: _LogItem) -> None:
+        assert self._drain is not None
+        self._drain.add(item.idempotency_key, item.body)
+        loop = asyncio.get_running_loop()
+        remaining = item.enqueued + self._wait_budget - loop.time()
+        if remaining <= 0 or self._closed or self._drain.failing:
+            _settle(item.future, None)  # PromptLayer is down: answer now, not in 2 s
+            return
+        # The drain may still deliver it within the response's budget (a short backlog).
+        self._waiting[item.idempotency_key] = item.future
+        loop.call_later(remaining, self._expire, item.idempotency_key)
+
+    def _expire(self, key: str) -> None:
+        future = self._waiting.pop(key, None)
+        if future is not None:
+            _settle(future, None)
+
+    def _give_up(self, item: _LogItem, why: str) -> None:
+        """Spool `item` if there is a spool; otherwise drop it, loudly."""
+        if self._drain is not None and not self._closed:
+            self._spool(item)
+            return
+        self._count("dropped_total")
+        logger.warning("log %s dropped: %s", item.idempotency_key, why)
+        _settle(item.future, None)
 
     def _track(self, task: asyncio.Future[Any]) -> None:
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
 
-    # -- HTTP ------------------------------------------------------------------------------
+    # -- workers ---------------------------------------------------------------------------
+
+    async def _work(self, queue: asyncio.Queue[_LogItem]) -> None:
+        while True:
+            item = await queue.get()
+            self._current.add(item)
+            try:
+                await self._deliver(item)
+            except Exception:
+                logger.exception("log %s: unexpected delivery failure", item.idempotency_key)
+                _settle(item.future, None)
+            finally:
+                self._current.discard(item)
+                queue.task_done()
 
     async def _deliver(self, item: _LogItem) -> None:
-        request_id: int | None = None
-        try:
-            response = await self._post(
-                "/log-request", item.body, headers={"Idempotency-Key": item.idempotency_key},
-                what=f"log {item.idempotency_key}",
-            )
-            if response is not None:
-                request_id = int(response.json()["id"])
-        except Exception:
-            logger.exception("log %s: unexpected delivery failure", item.idempotency_key)
-        finally:
-            metrics.log_pending(-1)
-            (metrics.log_delivered if request_id is not None else metrics.log_failed)()
-            if not item.future.done():
-                item.future.set_result(request_id)
+        budget = self._wait_budget if self._drain is not None else self._budget
+        remaining = item.enqueued + budget - asyncio.get_running_loop().time()
+        if self._drain is not None and (remaining <= 0 or self._drain.backlogged):
+            self._spool(item)  # waited its budget in the queue, or others are spooled
+            return
+        result = await self._poster.post(
+            "/log-request", item.body, headers={"Idempotency-Key": item.idempotency_key},
+            what=f"log {item.idempotency_key}", budget=max(remaining, 0.0),
+        )
+        if result.response is not None:
+            request_id = int(result.response.json()["id"])
+            self._landed(item.idempotency_key, item.body, request_id)
+            _settle(item.future, request_id)
+        elif result.transient:
+            self._give_up(item, "PromptLayer did not answer within the retry budget")
+        else:
+            self._count("rejected_total")
+            _settle(item.future, None)
 
-    async def _post(
-        self, path: str, body: Mapping[str, Any], *, headers: Mapping[str, str], what: str
-    ) -> httpx.Response | None:
-        """POST with retries on transport errors, timeouts, 429 and 5xx; None on failure."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._budget
-        # Serialise once (here, off the callback path); `default=str` keeps odd values loggable.
-        content = json.dumps(body, default=str).encode()
-        attempt = 0
-        while True:
-            attempt += 1
-            remaining = deadline - loop.time()
-            retry_after: float | None = None
+    # -- landings, and the run-id lookup feedback uses -------------------------------------
+
+    def _landed_late(self, key: str, body: Mapping[str, Any], request_id: int) -> None:
+        self._landed(key, body, request_id, late=True)
+
+    def _landed(
+        self, key: str, body: Mapping[str, Any], request_id: int, *, late: bool = False
+    ) -> None:
+        self._count("delivered_total")
+        if (waiting := self._waiting.pop(key, None)) is not None:
+            _settle(waiting, request_id)
+        metadata = body.get("metadata")
+        root = metadata.get("_langchain_root_run_id") if isinstance(metadata, dict) else None
+        if not isinstance(root, str):
+            return
+        if late:
+            _remember(self._late_runs, root, request_id, _LATE_RUNS_KEPT)
+        else:
+            _remember(self._recent_runs, root, request_id, _RECENT_RUNS_KEPT)
+        for listener in list(self._listeners):
             try:
-                response = await self._client.post(
-                    self._base_url + path, content=content, headers=headers,
-                    timeout=max(0.05, min(self._attempt_timeout, remaining)),
-                )
-            except httpx.TransportError as exc:  # connection errors and timeouts
-                reason = f"{type(exc).__name__}"
-            else:
-                if response.is_success:
-                    return response
-                if response.status_code not in _RETRY_STATUSES:
-                    logger.warning("%s: PromptLayer answered %s, not retrying: %s",
-                                   what, response.status_code, response.text[:200])
-                    return None
-                reason = f"HTTP {response.status_code}"
-                retry_after = _retry_after(response)
-            delay = self._backoff(attempt, retry_after)
-            if loop.time() + delay >= deadline:
-                logger.warning("%s: giving up after %d attempts (%s)", what, attempt, reason)
-                return None
-            logger.info("%s: attempt %d failed (%s), retrying in %.2fs", what, attempt,
-                        reason, delay)
-            await asyncio.sleep(delay)
+                listener(root, request_id)
+            except Exception:
+                logger.exception("delivery listener failed for run %s", root)
 
-    def _backoff(self, attempt: int, retry_after: float | None) -> float:
-        cap: float = min(self._backoff_max, self._backoff_initial * 2.0 ** (attempt - 1))
-        # "Equal jitter": grows exponentially, yet spreads replicas that failed together.
-        delay = cap / 2 + random.uniform(0, cap / 2)
-        return max(delay, retry_after) if retry_after is not None else delay
+    def request_id_for_run(self, run_id: str) -> int | None:
+        """The request id of root run `run_id`'s last delivered LLM call, if known here."""
+        found = self._recent_runs.get(run_id)
+        return found if found is not None else self._late_runs.get(run_id)
+
+    def add_listener(self, listener: Listener) -> None:
+        """Call `listener(root_run_id, request_id)` on the loop whenever a log lands."""
+        self._listeners.append(listener)
+
+    def stats(self) -> dict[str, int]:
+        """Queue, spool and failure figures for /metrics."""
+        figures = {
+            "queue_depth": self._queue.qsize() if self._queue is not None else 0,
+            "in_flight": len(self._current),
+            **self._counters,
+            "failed_attempts_total": self._poster.failed_attempts,
+        }
+        if self._drain is not None:
+            drained = self._drain.stats()
+            figures.update(drained)
+        return figures
+
+    # -- groups ----------------------------------------------------------------------------
 
     async def create_group(self) -> int:
         """Create a PromptLayer group and return its id (raises DeliveryError)."""
         self._owner_loop()
-        response = await self._post("/create-group", {"api_key": self._api_key}, headers={},
-                                    what="create-group")
-        if response is None:
+        result = await self._poster.post("/create-group", {"api_key": self._api_key},
+                                         headers={}, what="create-group", budget=self._budget)
+        if result.response is None:
             raise DeliveryError("could not create a PromptLayer group")
-        return int(response.json()["id"])
+        return int(result.response.json()["id"])
 
     async def track_group(self, request_id: int, group_id: int) -> bool:
         """Add request `request_id` to group `group_id`; False if that failed."""
         self._owner_loop()
         body = {"api_key": self._api_key, "request_id": request_id, "group_id": group_id}
-        response = await self._post("/track-group", body, headers={},
-                                    what=f"track-group {request_id}→{group_id}")
-        return response is not None
+        result = await self._poster.post("/track-group", body, headers={},
+                                         what=f"track-group {request_id}→{group_id}",
+                                         budget=self._budget)
+        return result.response is not None
 
     # -- shutdown --------------------------------------------------------------------------
 
     async def flush(self, timeout: float) -> bool:
-        """Wait up to `timeout` s for everything in flight; True if all finished."""
+        """Wait up to `timeout` s for queued logs and background tasks; True if all done."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        if self._queue is not None:
+            try:
+                await asyncio.wait_for(self._queue.join(), timeout)
+            except TimeoutError:
+                return False
         pending = set(self._inflight)
         if not pending:
             return True
-        _, still = await asyncio.wait(pending, timeout=timeout)
+        _, still = await asyncio.wait(pending, timeout=max(0.0, deadline - loop.time()))
         return not still
 
     async def aclose(self, timeout: float = 10.0) -> None:
-        """Stop accepting work, await in-flight deliveries (bounded), close the client."""
-        self._closed = True
+        """Stop accepting work, finish in-flight deliveries (bounded), spool the rest, close."""
         try:
             if not await self.flush(timeout):
-                leftover = [t for t in self._inflight if not t.done()]
-                logger.warning("closing with %d deliveries unfinished", len(leftover))
-                for task in leftover:
-                    task.cancel()
-                await asyncio.gather(*leftover, return_exceptions=True)
+                logger.warning("closing with %d logs and %d tasks unfinished",
+                               len(self._current) + self._queue_depth(), len(self._inflight))
+            self._closed = True
+            leftovers = list(self._current)
+            for worker in self._workers:
+                worker.cancel()
+            await asyncio.gather(*self._workers, return_exceptions=True)
+            while self._queue is not None and not self._queue.empty():
+                leftovers.append(self._queue.get_nowait())
+            for item in leftovers:
+                if self._drain is not None:
+                    self._spool(item)  # may have landed already: the key dedupes it
+                else:
+                    self._count("dropped_total")
+                    _settle(item.future, None)
+            for task in [t for t in self._inflight if not t.done()]:
+                task.cancel()
+            await asyncio.gather(*self._inflight, return_exceptions=True)
+            for key in list(self._waiting):
+                self._expire(key)
+            if self._drain is not None:
+                await self._drain.close()
         finally:
-            await self._client.aclose()
+            self._closed = True
+            await self._poster.aclose()
+
+    def _queue_depth(self) -> int:
+        return self._queue.qsize() if self._queue is not None else 0
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    try:
-        return min(float(value), _MAX_RETRY_AFTER) if value else None
-    except ValueError:
-        return None  # an HTTP date: rare enough to fall back to our own back-off
+def _remember(runs: OrderedDict[str, int], run_id: str, request_id: int, keep: int) -> None:
+    runs[run_id] = request_id
+    runs.move_to_end(run_id)
+    if len(runs) > keep:
+        runs.popitem(last=False)
+
+
+def _settle(future: asyncio.Future[int | None], value: int | None) -> None:
+    if not future.done():
+        future.set_result(value)
 
 
 def _copy_outcome(source: asyncio.Future[Any], target: asyncio.Future[Any]) -> None:

@@ -1,4 +1,4 @@
-"""Every setting is documented in docs/CONFIGURATION.md (and nothing documented is gone)."""
+"""Every setting has a row in the README's configuration table, and every row a setting."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pydantic import AliasChoices
 
 from app.config import Settings
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "CONFIGURATION.md"
+DOC = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def _env_names() -> set[str]:
@@ -17,7 +17,8 @@ def _env_names() -> set[str]:
     for name, field in Settings.model_fields.items():
         alias = field.validation_alias
         names.add(
-            str(alias.choices[0]) if isinstance(alias, AliasChoices)
+            str(alias.choices[0])
+            if isinstance(alias, AliasChoices)
             else f"PROMPTSERVE_{name.upper()}"
         )
     return names

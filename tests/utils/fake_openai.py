@@ -10,6 +10,7 @@ Every received JSON body is appended to `FakeOpenAI.requests`.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Callable
@@ -54,6 +55,8 @@ class FakeOpenAI:
     """The fake server's state; serve `.app` with `serve_in_thread`."""
 
     reply: Callable[[str], str] = default_reply
+    # Seconds between streamed chunks (a slow model, for stream-duration limits).
+    stream_delay: float = 0.0
     requests: list[dict[str, Any]] = field(default_factory=list)
     app: Starlette = field(init=False)
 
@@ -126,8 +129,8 @@ class FakeOpenAI:
             }
         )
 
-    @staticmethod
     async def _chat_stream(
+        self,
         model: str, reply: str, usage: dict[str, int] | None, created: int
     ) -> AsyncIterator[str]:
         base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": created,
@@ -135,6 +138,8 @@ class FakeOpenAI:
         deltas: list[dict[str, Any]] = [{"role": "assistant", "content": ""}]
         deltas += [{"content": piece} for piece in _chunks(reply)]
         for delta in deltas:
+            if self.stream_delay:
+                await asyncio.sleep(self.stream_delay)
             choice = {"index": 0, "delta": delta, "finish_reason": None, "logprobs": None}
             yield f"data: {json.dumps({**base, 'choices': [choice]})}\n\n"
         last = {"index": 0, "delta": {}, "finish_reason": "stop", "logprobs": None}

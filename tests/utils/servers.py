@@ -12,13 +12,11 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import uvicorn
-from sse_starlette.sse import AppStatus
 
 
 def free_port() -> int:
@@ -31,9 +29,6 @@ def free_port() -> int:
 @contextlib.contextmanager
 def serve_in_thread(app: Any, *, startup_timeout: float = 30.0) -> Iterator[str]:
     """Run `app` with uvicorn on 127.0.0.1:0 in a thread; yield its base URL; always stop it."""
-    # sse-starlette 1.x keeps one process-wide exit Event, bound to the first event loop
-    # that streamed; each test server has its own loop, so start every server without it.
-    AppStatus.should_exit_event = None
     config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -54,18 +49,6 @@ def serve_in_thread(app: Any, *, startup_timeout: float = 30.0) -> Iterator[str]
         thread.join(timeout=30)
 
 
-@dataclass
-class ChildServer:
-    """A server in a child process; its output goes to a file, so it can never block."""
-
-    proc: subprocess.Popen[bytes]
-    log_path: Path
-
-    def output(self) -> str:
-        """Everything the child printed so far."""
-        return self.log_path.read_text(errors="replace")
-
-
 @contextlib.contextmanager
 def serve_in_process(
     args: list[str],
@@ -74,22 +57,25 @@ def serve_in_process(
     health_url: str,
     cwd: Path | None = None,
     startup_timeout: float = 60.0,
-) -> Iterator[ChildServer]:
-    """Run the `promptserve` CLI with `args` in a child process until `health_url` answers."""
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run the `promptserve` CLI with `args` in a child process until `health_url` answers.
+
+    Output goes to a temporary file (`proc.output_path`), never a pipe: a pipe nobody reads
+    fills up and blocks a chatty child.
+    """
     full_env = {**os.environ, **env}
-    with tempfile.NamedTemporaryFile(prefix="promptserve-", suffix=".log", delete=False) as log:
-        log_path = Path(log.name)
+    with tempfile.NamedTemporaryFile(prefix="promptserve-", suffix=".log", delete=False) as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "app.cli", *args],
             env=full_env,
             cwd=cwd,
-            stdout=log,
+            stdout=out,
             stderr=subprocess.STDOUT,
         )
-    child = ChildServer(proc, log_path)
+    proc.output_path = Path(out.name)  # type: ignore[attr-defined]
     try:
-        wait_until_up(health_url, proc=proc, log_path=log_path, timeout=startup_timeout)
-        yield child
+        wait_until_up(health_url, proc=proc, timeout=startup_timeout)
+        yield proc
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -101,20 +87,54 @@ def serve_in_process(
 
 
 def wait_until_up(
-    url: str,
-    *,
-    proc: subprocess.Popen[bytes] | None = None,
-    log_path: Path | None = None,
-    timeout: float = 60.0,
+    url: str, *, proc: subprocess.Popen[bytes] | None = None, timeout: float = 60.0
 ) -> None:
-    """Poll `url` until it answers below 500; fail with the child's output if `proc` died."""
+    """Poll `url` until it answers below 500; fail with the child's output if it died."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            output = log_path.read_text(errors="replace") if log_path else ""
-            raise RuntimeError(f"server exited with {proc.returncode}:\n{output}")
+            raise RuntimeError(f"server exited with {proc.returncode}:\n{process_output(proc)}")
         with contextlib.suppress(httpx.HTTPError):
             if httpx.get(url, timeout=1.0).status_code < 500:
                 return
         time.sleep(0.05)
     raise TimeoutError(f"{url} did not answer within {timeout} s")
+
+
+def process_output(proc: subprocess.Popen[bytes]) -> str:
+    """What a `serve_in_process` child wrote so far (stdout and stderr)."""
+    path = getattr(proc, "output_path", None)
+    if path is not None:
+        return Path(path).read_text(errors="replace")
+    return proc.stdout.read().decode(errors="replace") if proc.stdout else ""
+
+
+class RestartableServer:
+    """`app` under uvicorn in a thread on one fixed port, to stop and start again (outages)."""
+
+    def __init__(self, app: Any, *, port: int | None = None) -> None:
+        self.app = app
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self, timeout: float = 30.0) -> None:
+        """Serve until `stop`; returns once the port answers."""
+        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port,
+                                log_level="warning", lifespan="on")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"server on port {self.port} did not start")
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        """Close the listener and every connection; the port refuses connections after."""
+        if self._server is not None and self._thread is not None:
+            self._server.should_exit = True
+            self._thread.join(timeout=30)
+        self._server = self._thread = None

@@ -12,7 +12,7 @@ from promptlayer import PromptLayer
 
 from chains.catalog import TEMPLATES_DIR
 from tests.utils.fake_openai import FakeOpenAI
-from tests.utils.servers import free_port, serve_in_process, serve_in_thread
+from tests.utils.servers import free_port, process_output, serve_in_process, serve_in_thread
 
 
 def _promptserve(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -49,10 +49,10 @@ def test_backend_generates_its_key_once_and_serves_the_sdk(tmp_path: Path) -> No
         assert "skipped" in (again.stdout + again.stderr)
         assert client.templates.get("example")["version"] == 1
         assert httpx.post(f"{url}/create-group", json={"api_key": "wrong"}).status_code == 401
-    assert first.output().count(key) == 1  # printed once, at creation
+    assert process_output(first).count(key) == 1  # printed once, at creation
     with serve_in_process(["backend"], env=env, health_url=f"{url}/healthz") as second:
         pass
-    assert key not in second.output()
+    assert key not in process_output(second)
 
 
 def test_serve_answers_invoke_with_the_embedded_backend(tmp_path: Path) -> None:

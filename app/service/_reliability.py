@@ -1,0 +1,91 @@
+"""Wiring of the reliability parts: spooled delivery, pending feedback, route guards.
+
+Kept out of `_app.py` so the factory only calls three functions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from app.feedback._pending import PendingFeedback
+from app.feedback._routes import FeedbackService
+from app.service._guards import ApiKeyMiddleware, BatchLimitMiddleware, StreamDeadlineMiddleware
+from app.tracing import LogDelivery
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+    from promptlayer import AsyncPromptLayer
+
+    from app.config import Settings
+    from app.feedback import FeedbackTokens
+    from chains.catalog import ChainSpec
+
+__all__ = ["install_guards", "start_delivery", "start_feedback"]
+
+# Shutdown: how long in-flight logs may take before they are spooled instead.
+_FLUSH_SECONDS = 5.0
+_FEEDBACK_RETRY_SECONDS = 15.0
+
+
+def install_guards(app: FastAPI, settings: Settings, catalog: Sequence[ChainSpec]) -> None:
+    """Batch and stream limits, and (if required) API keys on every chain route."""
+    app.add_middleware(StreamDeadlineMiddleware, max_seconds=settings.max_stream_seconds)
+    app.add_middleware(BatchLimitMiddleware, max_inputs=settings.max_batch_size)
+    if settings.require_api_key:
+        keys = [key.get_secret_value() for key in settings.api_keys]
+        app.add_middleware(ApiKeyMiddleware, keys=keys, prefixes=[s.path for s in catalog])
+
+
+async def start_delivery(
+    settings: Settings, *, base_url: str, api_key: str, stack: contextlib.AsyncExitStack
+) -> LogDelivery:
+    """The process's log delivery, spooling into the data directory; closed with `stack`."""
+    delivery = LogDelivery(
+        base_url=base_url,
+        api_key=api_key,
+        spool_dir=settings.spool_dir,
+        wait_budget=settings.log_wait_seconds,
+        queue_size=settings.delivery_queue_size,
+    )
+    # Closing flushes what is in flight (bounded) and spools the rest: SIGTERM loses nothing.
+    stack.push_async_callback(delivery.aclose, _FLUSH_SECONDS)
+    await delivery.start()
+    return delivery
+
+
+async def start_feedback(
+    settings: Settings,
+    *,
+    tokens: FeedbackTokens,
+    client: AsyncPromptLayer,
+    delivery: LogDelivery,
+    stack: contextlib.AsyncExitStack,
+) -> FeedbackService:
+    """/feedback's service: scores by run id wait on disk and apply when the log lands."""
+    pending = await asyncio.to_thread(
+        PendingFeedback, settings.spool_dir / "feedback.jsonl",
+        max_age_seconds=settings.feedback_token_ttl_seconds,
+    )
+    service = FeedbackService(
+        tokens=tokens, api_keys=settings.api_keys, client=client,
+        runs=delivery.request_id_for_run, pending=pending,
+        require_key=settings.require_api_key,
+    )
+    delivery.add_listener(service.on_landed)
+    retry = asyncio.create_task(service.retry_pending_forever(_FEEDBACK_RETRY_SECONDS))
+
+    async def stop_retry() -> None:
+        retry.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await retry
+
+    stack.push_async_callback(stop_retry)
+    # Scores that waited through a restart for a log that landed before it.
+    for run_id in pending.run_ids():
+        request_id = delivery.request_id_for_run(run_id)
+        if request_id is not None:
+            service.on_landed(run_id, request_id)
+    return service
