@@ -9,6 +9,7 @@ from app.observability.metrics import (
     log_failed,
     log_pending,
     metrics_response,
+    record_delivery_stats,
     reset_multiprocess_dir,
 )
 from app.observability.middleware import ObservabilityMiddleware
@@ -22,6 +23,7 @@ __all__ = [
     "log_failed",
     "log_pending",
     "metrics_response",
+    "record_delivery_stats",
     "request_id_var",
     "reset_multiprocess_dir",
 ]

@@ -22,7 +22,9 @@ request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 
 # Attributes every LogRecord has; anything else on a record came from `extra`.
 _STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {
-    "message", "asctime", "taskName",
+    "message",
+    "asctime",
+    "taskName",
     "color_message",  # uvicorn's ANSI-coloured copy of the message
 }
 

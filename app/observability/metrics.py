@@ -13,6 +13,7 @@ touching the metric objects, so names and labels live in this one file.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 
 from prometheus_client import (
@@ -34,6 +35,7 @@ __all__ = [
     "log_pending",
     "metrics_response",
     "observe_request",
+    "record_delivery_stats",
     "reset_multiprocess_dir",
 ]
 
@@ -48,9 +50,7 @@ _LATENCY = Histogram(
     ["route", "method"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
 )
-_LOGS_DELIVERED = Counter(
-    "promptserve_logs_delivered_total", "Request logs PromptLayer accepted."
-)
+_LOGS_DELIVERED = Counter("promptserve_logs_delivered_total", "Request logs PromptLayer accepted.")
 _LOGS_FAILED = Counter(
     "promptserve_logs_failed_total", "Request logs given up on (non-retryable or budget spent)."
 )
@@ -85,6 +85,30 @@ def log_failed() -> None:
 def log_pending(delta: int) -> None:
     """Logs waiting for delivery went up (+1 when scheduled) or down (-1 when settled)."""
     _LOGS_PENDING.inc(delta)
+
+
+# Figures of the log delivery (LogDelivery.stats()), set by each worker for itself.
+_DELIVERY = {
+    name: Gauge(
+        f"promptserve_delivery_{name}",
+        help_text,
+        multiprocess_mode="livesum",
+    )
+    for name, help_text in {
+        "queue_depth": "Logs waiting in the in-memory delivery queue.",
+        "in_flight": "Logs being posted right now.",
+        "spool_pending": "Logs in the disk spool, waiting for PromptLayer.",
+        "spool_bytes": "Size of the disk spool in bytes.",
+        "failed_attempts_total": "Delivery attempts that failed (each retry counts).",
+        "dropped_total": "Logs dropped (queue full with no spool, or shutdown).",
+    }.items()
+}
+
+
+def record_delivery_stats(stats: Mapping[str, int]) -> None:
+    """Publish this worker's delivery figures (queue depth, spool size, failures)."""
+    for name, gauge in _DELIVERY.items():
+        gauge.set(stats.get(name, 0))
 
 
 def count_feedback(outcome: str) -> None:

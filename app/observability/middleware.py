@@ -58,7 +58,10 @@ class ObservabilityMiddleware:
             route = _route_template(scope, root_path)
             observe_request(route, scope["method"], outcome["status"], elapsed)
             logger.info(
-                "%s %s %s", scope["method"], scope["path"], outcome["status"],
+                "%s %s %s",
+                scope["method"],
+                scope["path"],
+                outcome["status"],
                 extra={
                     "request_id": request_id,
                     "method": scope["method"],
@@ -95,5 +98,5 @@ def _route_template(scope: Scope, root_path: str) -> str:
     path = getattr(route, "path", None)
     if not isinstance(path, str):
         return "unmatched"
-    mount_prefix = str(scope.get("root_path", ""))[len(root_path):]
+    mount_prefix = str(scope.get("root_path", ""))[len(root_path) :]
     return mount_prefix + path

@@ -21,7 +21,7 @@ from app.backend import create_backend_app, resolve_backend_api_key
 from app.config import Settings
 from app.feedback import FeedbackTokens
 from app.feedback._routes import router as feedback_router
-from app.observability import ObservabilityMiddleware
+from app.observability import ObservabilityMiddleware, record_delivery_stats
 from app.publishing import seed_registry
 from app.secrets_store import load_or_create_secret
 from app.service._chains import ChainRuntime, TemplateCache
@@ -34,6 +34,7 @@ from app.service._probes import model_probe, registry_probe
 from app.service._reliability import install_guards, start_delivery, start_feedback
 from app.service._seed_lock import seed_lock
 from app.service._trace_middleware import TRACE_SCOPE_KEY, TraceResponseMiddleware
+from app.tracing import LogDelivery
 from chains.catalog import CATALOG, ChainSpec, afetch_template, build_chain
 
 if TYPE_CHECKING:
@@ -171,14 +172,24 @@ async def _start_service(
     app.state.feedback = await start_feedback(
         settings, tokens=tokens, client=client, delivery=delivery, stack=stack
     )
-    refresh = asyncio.create_task(runtime.refresh_forever(settings.refresh_interval_seconds))
+    for task in (
+        asyncio.create_task(runtime.refresh_forever(settings.refresh_interval_seconds)),
+        asyncio.create_task(_publish_delivery_stats(delivery)),
+    ):
+        stack.push_async_callback(_cancelled, task)
 
-    async def stop_refresh() -> None:
-        refresh.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await refresh
 
-    stack.push_async_callback(stop_refresh)
+async def _cancelled(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def _publish_delivery_stats(delivery: LogDelivery, interval: float = 5.0) -> None:
+    """Keep this worker's delivery gauges current between scrapes (several workers)."""
+    while True:
+        record_delivery_stats(delivery.stats())
+        await asyncio.sleep(interval)
 
 
 def _redirect_dashboard(app: FastAPI) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from app.observability import metrics_response
+from app.observability import metrics_response, record_delivery_stats
 from app.service._probes import run_probes
 
 __all__ = ["router"]
@@ -35,4 +35,7 @@ async def readyz(request: Request) -> Any:
 @router.get("/metrics", response_class=Response)
 async def metrics(request: Request) -> Response:
     """Prometheus text format; with several workers, the sum over all of them."""
+    delivery = getattr(request.app.state, "delivery", None)
+    if delivery is not None:
+        record_delivery_stats(delivery.stats())  # fresh for this worker; others every 5 s
     return metrics_response(request.app.state.settings.metrics_dir)

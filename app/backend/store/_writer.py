@@ -1,10 +1,13 @@
-"""The single writer thread: group commit with one SAVEPOINT per queued call.
+"""The single writer thread: group commit, optimistic first.
 
 Every write of the process goes through one thread fed by a queue (as datasette does).
-The thread takes whatever is queued, runs each call inside its own SAVEPOINT of one
-transaction and commits once, so a burst of /log-request calls costs one fsync, while a
-failing call rolls back only its own savepoint. Results reach the event loop only after the
-commit, so an answer always describes durable data.
+The thread takes whatever is queued and runs the calls in one transaction, committed once,
+so a burst of /log-request calls costs one fsync and no per-call SAVEPOINT round trips.
+If any call raises (an unknown request id, say) or the COMMIT fails, the transaction is
+rolled back and each call is run again in a transaction of its own, so one failing call
+never undoes or blocks the others and every call stays atomic. Calls are pure database
+functions, so running one again after a rollback is safe. Results reach the event loop only
+after the commit, so an answer always describes durable data.
 """
 
 from __future__ import annotations
@@ -95,34 +98,30 @@ class WriterThread:
 
     def _apply(self, connection: sa.Connection, batch: list[_Job]) -> None:
         if not self._commit(connection, batch) and len(batch) > 1:
-            # The shared COMMIT failed: redo each call alone so one bad call cannot sink
-            # the others.
+            # Something failed and the whole batch rolled back: run each call alone, so
+            # one bad call cannot sink the others.
             for job in batch:
                 job.result, job.error = None, None
                 self._commit(connection, [job])
         for job in batch:
             job.loop.call_soon_threadsafe(_settle, job)
 
-    def _commit(self, connection: sa.Connection, batch: list[_Job]) -> bool:
+    @staticmethod
+    def _commit(connection: sa.Connection, batch: list[_Job]) -> bool:
+        """Run `batch` in one transaction; False (rolled back, errors set) if anything failed."""
+        failed: BaseException | None = None
         try:
             with connection.begin():
                 for job in batch:
-                    self._apply_one(connection, job)
-        except Exception as exc:  # BEGIN or COMMIT failed: nothing of the batch landed
-            logger.exception("backend write transaction failed")
-            for job in batch:
-                job.error = job.error or exc
+                    try:
+                        job.result = job.fn(connection)
+                    except Exception as exc:
+                        job.error = failed = exc
+                        raise
+        except Exception as exc:
+            if failed is None:  # BEGIN or COMMIT failed: nothing of the batch landed
+                logger.exception("backend write transaction failed")
+                for job in batch:
+                    job.error = exc
             return False
         return True
-
-    @staticmethod
-    def _apply_one(connection: sa.Connection, job: _Job) -> None:
-        # Driver-level SAVEPOINT: a third of the cost of begin_nested() on the ingest path.
-        # Repositories may still nest begin_nested() inside it.
-        connection.exec_driver_sql("SAVEPOINT backend_call")
-        try:
-            job.result = job.fn(connection)
-        except Exception as exc:
-            connection.exec_driver_sql("ROLLBACK TO SAVEPOINT backend_call")
-            job.error = exc
-        connection.exec_driver_sql("RELEASE SAVEPOINT backend_call")

@@ -38,6 +38,13 @@ __all__ = [
 _INSERT_REQUEST = sa.insert(R).returning(R.c.id)
 _INSERT_TAG = sa.insert(RT)
 _ID_BY_KEY = sa.select(R.c.id).where(R.c.idempotency_key == sa.bindparam("key"))
+# One statement for an idempotent insert: no row back means the key was stored before.
+_INSERT_ONCE = {
+    dialect.__name__.rsplit(".", 1)[-1]: dialect.insert(R)
+    .on_conflict_do_nothing(index_elements=[R.c.idempotency_key])
+    .returning(R.c.id)
+    for dialect in (postgresql, sqlite)
+}
 
 
 def _require_request(connection: sa.Connection, request_id: int, *, lock: bool = False) -> None:
@@ -100,18 +107,11 @@ def insert_request(
 
 
 def _id_by_key(connection: sa.Connection, key: str, row: dict[str, Any]) -> tuple[int, bool]:
-    existing = connection.execute(_ID_BY_KEY, {"key": key}).scalar()
-    if existing is not None:
-        return int(existing), False
-    try:
-        with connection.begin_nested():
-            return int(connection.execute(_INSERT_REQUEST, row).scalar_one()), True
-    except sa.exc.IntegrityError:
-        # Only the idempotency key can clash: another replica stored the same delivery.
-        existing = connection.execute(_ID_BY_KEY, {"key": key}).scalar()
-        if existing is None:
-            raise
-        return int(existing), False
+    new_id = connection.execute(_INSERT_ONCE[connection.dialect.name], row).scalar()
+    if new_id is not None:
+        return int(new_id), True
+    # The key is taken: an earlier delivery (or another replica) stored this log.
+    return int(connection.execute(_ID_BY_KEY, {"key": key}).scalar_one()), False
 
 
 def _insert_for(connection: sa.Connection) -> Any:

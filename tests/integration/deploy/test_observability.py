@@ -50,6 +50,9 @@ def test_metrics_move_as_requests_are_served(
     assert moved("promptserve_http_request_duration_seconds_count", route="/example/invoke") == 3
     assert moved("promptserve_logs_delivered_total") >= 4
     assert metric_value(text, "promptserve_logs_pending") == 0
+    # Delivery's own figures: queue drained, nothing spooled.
+    assert metric_value(text, "promptserve_delivery_queue_depth") == 0
+    assert metric_value(text, "promptserve_delivery_spool_pending") == 0
     assert moved("promptserve_feedback_total", outcome="recorded") == 1
     assert moved("promptserve_feedback_total", outcome="rejected") == 1
 
