@@ -19,8 +19,10 @@ logger = logging.getLogger(__name__)
 # Statuses worth another attempt: the server may recover; every other 4xx never will.
 _RETRY_STATUSES = frozenset({429}) | frozenset(range(500, 600))
 _MAX_RETRY_AFTER = 30.0
-# What "no answer" looks like: refused/reset/dropped connections, a truncated body, timeouts.
-_TRANSPORT_ERRORS = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError)
+# What "no usable answer" looks like: refused/reset/dropped connections, a truncated body or a
+# malformed response (aiohttp.ClientError covers them all; like httpx.TransportError before),
+# and timeouts.
+_TRANSPORT_ERRORS = (aiohttp.ClientError, TimeoutError)
 
 
 @dataclass(frozen=True, slots=True)

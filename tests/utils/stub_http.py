@@ -1,9 +1,10 @@
 """A real HTTP/1.1 server on 127.0.0.1, in the test's event loop, answering from a script.
 
 For client tests that must control the wire: each request is handed to a Python function
-that returns an `Answer`, or `DROP` (close the connection without answering) or `STALL`
-(answer nothing for a long while). Keep-alive, Content-Length bodies only: what our clients
-send. Not a mock of our code: the client under test talks to it over a real socket.
+that returns an `Answer`, or `DROP` (close the connection without answering), `STALL`
+(answer nothing for a long while) or `GARBAGE` (answer bytes that are not HTTP, then
+close). Keep-alive, Content-Length bodies only: what our clients send. Not a mock of our
+code: the client under test talks to it over a real socket.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class Answer:
 
 DROP = "drop"
 STALL = "stall"
+GARBAGE = "garbage"
 Handler = Callable[[Received], "Answer | str"]
 
 
@@ -79,6 +81,10 @@ async def stub_server(handler: Handler) -> AsyncIterator[StubServer]:
                 state.received.append(request)
                 answer = handler(request)
                 if answer == DROP:
+                    return
+                if answer == GARBAGE:
+                    writer.write(b"HTTP/1.1 two hundred\r\nnonsense\r\n\r\n")
+                    await writer.drain()
                     return
                 if answer == STALL:
                     await asyncio.sleep(3600)

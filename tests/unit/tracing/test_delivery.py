@@ -10,7 +10,16 @@ import pytest
 
 from app.tracing import DeliveryError, LogDelivery
 from tests.utils.servers import free_port
-from tests.utils.stub_http import DROP, STALL, Answer, Handler, Received, StubServer, stub_server
+from tests.utils.stub_http import (
+    DROP,
+    GARBAGE,
+    STALL,
+    Answer,
+    Handler,
+    Received,
+    StubServer,
+    stub_server,
+)
 
 
 @contextlib.asynccontextmanager
@@ -28,7 +37,7 @@ async def _delivery(
 
 
 class Script:
-    """Answers with the given statuses (or DROP/STALL) in turn; the last one repeats."""
+    """Answers with the given statuses (or DROP/STALL/GARBAGE) in turn; the last one repeats."""
 
     def __init__(self, *statuses: int | str) -> None:
         self.statuses = list(statuses)
@@ -56,7 +65,7 @@ async def test_submit_posts_body_with_key_and_idempotency_header() -> None:
         assert request.json() == {"provider": "openai", "x": 1.5}
 
 
-@pytest.mark.parametrize("failure", [503, 500, 429, DROP, STALL])
+@pytest.mark.parametrize("failure", [503, 500, 429, DROP, STALL, GARBAGE])
 async def test_retries_transient_failures(failure: int | str) -> None:
     async with _delivery(Script(failure, failure, 201)) as (delivery, server):
         assert await delivery.submit({}, idempotency_key="r") == 3
