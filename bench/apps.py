@@ -25,7 +25,7 @@ from promptlayer import AsyncPromptLayer, PromptLayer
 
 from app.backend import create_backend_app, resolve_backend_api_key
 from app.config import Settings
-from app.service import _app as service_module
+from app.service import _reliability as reliability_module
 from app.service import create_app
 from app.tracing import LogDelivery
 from bench.experiments import AiohttpDelivery, NoHttpDelivery
@@ -75,7 +75,8 @@ def traced_app(settings: Settings) -> FastAPI:
 
 def experiment_app(settings: Settings, *, delivery: type[LogDelivery]) -> FastAPI:
     """promptserve with a bench-only delivery class (bench.experiments); this process only."""
-    service_module.LogDelivery = delivery  # type: ignore[misc]
+    # start_delivery (app.service._reliability) builds the service's delivery.
+    reliability_module.LogDelivery = delivery  # type: ignore[misc]
     return traced_app(settings)
 
 

@@ -6,7 +6,8 @@ this process's CPU per request (what delivery costs the service's event loop) an
 server process's CPU per request (what the client's way of writing costs the other side).
 Then 100 posts one at a time: wall ms per log without load. Clients alternate, round by
 round.
-- `LogDelivery`: the product's delivery (httpx.AsyncClient, pool of 100, as shipped);
+- `LogDelivery`: the product's delivery as shipped (aiohttp.ClientSession, limit = workers + 8;
+  httpx.AsyncClient with a pool of 100 before branch `perf`);
 - `httpx pool=100` / `httpx pool=8`: a bare httpx.AsyncClient.post loop;
 - `aiohttp limit=100`: aiohttp.ClientSession.post.
 """

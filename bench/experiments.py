@@ -3,8 +3,9 @@
 Not product code: they patch `LogDelivery` inside a benchmark server process only.
 - `NoHttpDelivery`: every log "lands" at once with a fake id, no HTTP at all: the cost of
   our layer minus delivery (tracer callbacks, id rewrite, LangChain callback dispatch).
-- `AiohttpDelivery`: the same POST /log-request over one aiohttp session instead of the
-  httpx client (no retries: a measurement, not a replacement).
+- `AiohttpDelivery`: the same POST /log-request over one aiohttp session, no retries. It
+  sized the switch from httpx to aiohttp; now that `Poster` uses aiohttp it is a
+  cross-check only (it should cost what `traced` costs).
 """
 
 from __future__ import annotations

@@ -20,8 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-import httpx
-
 from app.observability import metrics
 from app.tracing._drain import SpoolDrain
 from app.tracing._poster import Poster
@@ -68,8 +66,7 @@ class LogDelivery:
         attempt_timeout: float = 5.0,
         backoff_initial: float = 0.1,
         backoff_max: float = 5.0,
-        max_connections: int = 100,
-        transport: httpx.AsyncBaseTransport | None = None,
+        max_connections: int | None = None,
         spool_dir: Path | None = None,
         wait_budget: float = 2.0,
         queue_size: int = 10_000,
@@ -80,7 +77,8 @@ class LogDelivery:
         self._poster = Poster(
             base_url=base_url, api_key=api_key, attempt_timeout=attempt_timeout,
             backoff_initial=backoff_initial, backoff_max=backoff_max,
-            max_connections=max_connections, transport=transport,
+            # Enough connections for every worker plus the spool drain's or a group call's.
+            max_connections=max_connections if max_connections is not None else workers + 8,
         )
         self._drain = (
             SpoolDrain(spool_dir, self._poster, on_landed=self._landed_late,
@@ -238,8 +236,8 @@ class LogDelivery:
             "/log-request", item.body, headers={"Idempotency-Key": item.idempotency_key},
             what=f"log {item.idempotency_key}", budget=max(remaining, 0.0),
         )
-        if result.response is not None:
-            request_id = int(result.response.json()["id"])
+        if result.ok:
+            request_id = int(result.body["id"])
             self._landed(item.idempotency_key, item.body, request_id)
             _settle(item.future, request_id)
         elif result.transient:
@@ -302,9 +300,9 @@ class LogDelivery:
         self._owner_loop()
         result = await self._poster.post("/create-group", {"api_key": self._api_key},
                                          headers={}, what="create-group", budget=self._budget)
-        if result.response is None:
+        if not result.ok:
             raise DeliveryError("could not create a PromptLayer group")
-        return int(result.response.json()["id"])
+        return int(result.body["id"])
 
     async def track_group(self, request_id: int, group_id: int) -> bool:
         """Add request `request_id` to group `group_id`; False if that failed."""
@@ -313,7 +311,7 @@ class LogDelivery:
         result = await self._poster.post("/track-group", body, headers={},
                                          what=f"track-group {request_id}→{group_id}",
                                          budget=self._budget)
-        return result.response is not None
+        return result.ok
 
     # -- shutdown --------------------------------------------------------------------------
 

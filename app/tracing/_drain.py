@@ -152,10 +152,10 @@ class SpoolDrain:
             "/log-request", record.body, headers={"Idempotency-Key": record.key},
             what=f"spooled log {record.key}", budget=0.0,
         )
-        if result.response is None:
+        if not result.ok:
             return None, result.transient
         try:
-            return int(result.response.json()["id"]), False
+            return int(result.body["id"]), False
         except (ValueError, KeyError, TypeError):
             logger.warning("spooled log %s: answer without an id", record.key)
             return None, False

@@ -1,4 +1,4 @@
-"""POSTs to PromptLayer over one pooled HTTP client, retrying what may heal."""
+"""POSTs to PromptLayer over one pooled aiohttp session, retrying what may heal."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import aiohttp
 
 __all__ = ["PostResult", "Poster"]
 
@@ -19,18 +19,34 @@ logger = logging.getLogger(__name__)
 # Statuses worth another attempt: the server may recover; every other 4xx never will.
 _RETRY_STATUSES = frozenset({429}) | frozenset(range(500, 600))
 _MAX_RETRY_AFTER = 30.0
+# What "no usable answer" looks like: refused/reset/dropped connections, a truncated body or a
+# malformed response (aiohttp.ClientError covers them all; like httpx.TransportError before),
+# and timeouts.
+_TRANSPORT_ERRORS = (aiohttp.ClientError, TimeoutError)
 
 
 @dataclass(frozen=True, slots=True)
 class PostResult:
-    """A success's response, or None with whether the last failure may heal."""
+    """The outcome of one `post`: the 2xx answer's status and parsed JSON body, or no
+    success (`status` None if nothing answered) with whether the last failure may heal."""
 
-    response: httpx.Response | None
+    status: int | None = None
+    body: Any = None
     transient: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """Whether PromptLayer accepted the call (2xx); `body` is then its JSON."""
+        return self.status is not None and 200 <= self.status < 300
 
 
 class Poster:
-    """One keep-alive pool to PromptLayer; `post` retries within a time budget."""
+    """One keep-alive pool to PromptLayer; `post` retries within a time budget.
+
+    The aiohttp session binds to the event loop it is created in, so it is created on the
+    first `post` (always on the owner loop), not in the constructor, which may run outside
+    any loop.
+    """
 
     def __init__(
         self,
@@ -41,22 +57,32 @@ class Poster:
         backoff_initial: float,
         backoff_max: float,
         max_connections: int,
-        transport: httpx.AsyncBaseTransport | None,
     ) -> None:
         """A client sending `api_key` in X-API-KEY to `base_url`."""
         self._base_url = base_url.rstrip("/")
         self._attempt_timeout = attempt_timeout
         self._backoff_initial = backoff_initial
         self._backoff_max = backoff_max
-        # Keep-alive pool sized above the 32+ concurrent requests we serve, so a burst of
-        # logs reuses warm connections instead of paying a TCP handshake each.
-        limits = httpx.Limits(max_connections=max_connections,
-                              max_keepalive_connections=max_connections, keepalive_expiry=30.0)
-        self._client = httpx.AsyncClient(
-            limits=limits, timeout=attempt_timeout, transport=transport,
-            headers={"X-API-KEY": api_key, "Content-Type": "application/json"},
-        )
+        self._max_connections = max_connections
+        self._headers = {"X-API-KEY": api_key, "Content-Type": "application/json"}
+        self._session: aiohttp.ClientSession | None = None
+        self._closed = False
         self.failed_attempts = 0
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            if self._closed:
+                raise RuntimeError("Poster is closed")
+            # Keep-alive pool as large as the callers' concurrency (delivery workers), so a
+            # burst of logs reuses warm connections instead of paying a TCP handshake each.
+            connector = aiohttp.TCPConnector(limit=self._max_connections,
+                                             keepalive_timeout=30.0)
+            self._session = aiohttp.ClientSession(
+                connector=connector, headers=self._headers,
+                # Per-attempt timeouts are passed to each request.
+                timeout=aiohttp.ClientTimeout(total=None),
+            )
+        return self._session
 
     async def post(
         self, path: str, body: Mapping[str, Any], *, headers: Mapping[str, str], what: str,
@@ -67,28 +93,33 @@ class Poster:
         deadline = loop.time() + budget
         # Serialise once (here, off the callback path); `default=str` keeps odd values loggable.
         content = json.dumps(body, default=str).encode()
+        session = self._client()
+        url = self._base_url + path
         attempt = 0
         while True:
             attempt += 1
             remaining = deadline - loop.time()
             retry_after: float | None = None
+            # Per phase, not in total: waiting for a pooled connection or connecting, and
+            # then each wait for the answer's bytes (a slow but live answer is not cut).
+            phase = max(0.05, min(self._attempt_timeout, remaining))
+            timeout = aiohttp.ClientTimeout(total=None, connect=phase, sock_read=phase)
             try:
-                response = await self._client.post(
-                    self._base_url + path, content=content, headers=headers,
-                    timeout=max(0.05, min(self._attempt_timeout, remaining)),
-                )
-            except httpx.TransportError as exc:  # connection errors and timeouts
+                async with session.post(url, data=content, headers=headers,
+                                        timeout=timeout) as response:
+                    status = response.status
+                    raw = await response.read()
+                    if 200 <= status < 300:
+                        return PostResult(status, _json(raw))
+                    if status not in _RETRY_STATUSES:
+                        # The body may echo what we sent, never our key: the key is a header.
+                        logger.warning("%s: PromptLayer answered %s, not retrying: %s",
+                                       what, status, raw[:200].decode(errors="replace"))
+                        return PostResult(status, transient=False)
+                    reason = f"HTTP {status}"
+                    retry_after = _retry_after(response.headers.get("Retry-After"))
+            except _TRANSPORT_ERRORS as exc:
                 reason = f"{type(exc).__name__}"
-            else:
-                if response.is_success:
-                    return PostResult(response)
-                if response.status_code not in _RETRY_STATUSES:
-                    # The body may echo what we sent, never our key: the key is a header.
-                    logger.warning("%s: PromptLayer answered %s, not retrying: %s",
-                                   what, response.status_code, response.text[:200])
-                    return PostResult(None, transient=False)
-                reason = f"HTTP {response.status_code}"
-                retry_after = _retry_after(response)
             self.failed_attempts += 1
             delay = self.backoff(attempt, retry_after)
             if loop.time() + delay >= deadline:
@@ -106,12 +137,22 @@ class Poster:
         return max(delay, retry_after) if retry_after is not None else delay
 
     async def aclose(self) -> None:
-        """Close the pool."""
-        await self._client.aclose()
+        """Close the pool (and refuse further posts)."""
+        self._closed = True
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
+def _json(raw: bytes) -> Any:
+    """The parsed body, or None when a 2xx answer is not JSON (callers then find no id)."""
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None
+
+
+def _retry_after(value: str | None) -> float | None:
     try:
         return min(float(value), _MAX_RETRY_AFTER) if value else None
     except ValueError:
