@@ -4,23 +4,21 @@ from __future__ import annotations
 
 import contextlib
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import sqlalchemy as sa
 from promptlayer import PromptLayer
 
 from app.publishing import seed_registry
 from bench._procs import Server, free_port, spawn
 from chains.catalog import CATALOG, TEMPLATES_DIR, fetch_template
+from tests.utils.databases import throwaway_postgres_database as postgres_database
 
 __all__ = ["API_KEY", "Database", "backend_env", "postgres_database", "running_backend",
            "seed", "settle"]
 
 API_KEY = "bench-key"
-_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 class Database:
@@ -95,15 +93,3 @@ def seed(base_url: str) -> int:
     seed_registry(TEMPLATES_DIR, client)
     return int(fetch_template(client, CATALOG[0])["id"])
 
-
-@contextlib.contextmanager
-def postgres_database() -> Iterator[str]:
-    """A throwaway database on 127.0.0.1:5432 (trust auth), dropped afterwards."""
-    name = f"promptserve_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(_ADMIN_DSN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with psycopg.connect(_ADMIN_DSN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -15,7 +15,8 @@ import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+
+from app.jsonl import append_durably, read_objects
 
 __all__ = ["PendingFeedback", "PendingScore"]
 
@@ -43,14 +44,19 @@ class PendingFeedback:
         self._scores: dict[str, dict[str, PendingScore]] = {}
         path.parent.mkdir(parents=True, exist_ok=True)
         oldest = time.time() - max_age_seconds
-        for line in _lines(path):
+        for line in read_objects(path):
             run_id = str(line.get("run_id", ""))
             if line.get("op") == "done":
                 self._scores.pop(run_id, None)
             elif line.get("op") == "add":
                 try:
-                    score = PendingScore(run_id, str(line["name"]), int(line["score"]),
-                                         line.get("comment"), float(line["at"]))
+                    score = PendingScore(
+                        run_id,
+                        str(line["name"]),
+                        int(line["score"]),
+                        line.get("comment"),
+                        float(line["at"]),
+                    )
                 except (KeyError, TypeError, ValueError):
                     continue
                 if score.at >= oldest:
@@ -78,7 +84,7 @@ class PendingFeedback:
     async def add(self, score: PendingScore) -> None:
         """Keep `score` durably (fsync'd before this returns)."""
         async with self._lock:
-            await asyncio.to_thread(_append, self._path, _add_line(score))
+            await asyncio.to_thread(append_durably, self._path, _add_line(score))
             self._scores.setdefault(score.run_id, {})[score.name] = score
 
     async def done(self, run_id: str, applied: list[PendingScore]) -> None:
@@ -91,31 +97,8 @@ class PendingFeedback:
             if not waiting:
                 self._scores.pop(run_id, None)
                 line = json.dumps({"op": "done", "run_id": run_id}).encode() + b"\n"
-                await asyncio.to_thread(_append, self._path, line)
+                await asyncio.to_thread(append_durably, self._path, line)
 
 
 def _add_line(score: PendingScore) -> bytes:
     return json.dumps({"op": "add", **asdict(score)}).encode() + b"\n"
-
-
-def _append(path: Path, data: bytes) -> None:
-    with path.open("ab") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-def _lines(path: Path) -> list[dict[str, Any]]:
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return []
-    found = []
-    for line in raw.splitlines():
-        try:
-            value = json.loads(line)
-        except ValueError:
-            continue  # a line torn by a crash
-        if isinstance(value, dict):
-            found.append(value)
-    return found

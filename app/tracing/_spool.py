@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from app.jsonl import append_durably, read_objects
+
 __all__ = ["Spool", "SpoolCounts", "SpoolRecord"]
 
 logger = logging.getLogger(__name__)
@@ -85,7 +87,7 @@ class Spool:
         segment = _Segment(number)
         for record in self._read(number, 0)[0]:
             segment.undone.add(record.key)
-        for line in _lines(self._acks(number)):
+        for line in read_objects(self._acks(number)):
             segment.undone.discard(line.get("k", ""))
         if segment.undone:
             segment.size = self._data(number).stat().st_size
@@ -115,7 +117,7 @@ class Spool:
                 json.dumps({"k": key, "b": body}, default=str).encode() + b"\n"
                 for key, body in records
             )
-            _append_durably(self._data(self._active), lines)
+            append_durably(self._data(self._active), lines)
             segment.size += len(lines)
             segment.undone.update(key for key, _ in records)
             if segment.size >= self._segment_bytes:
@@ -134,7 +136,7 @@ class Spool:
             segment = self._segments.get(number)
             if segment is None:
                 continue
-            _append_durably(self._acks(number), b"".join(lines))
+            append_durably(self._acks(number), b"".join(lines))
             segment.undone.difference_update(r.key for r, _ in done if r.segment == number)
         self._note_landed(landed)
         self._collect()
@@ -215,7 +217,7 @@ class Spool:
     def _load_landed(self) -> OrderedDict[str, int]:
         landed: OrderedDict[str, int] = OrderedDict()
         count = 0
-        for line in _lines(self._dir / "landed.jsonl"):
+        for line in read_objects(self._dir / "landed.jsonl"):
             count += 1
             if isinstance(line.get("run"), str) and isinstance(line.get("id"), int):
                 landed[line["run"]] = line["id"]
@@ -238,26 +240,3 @@ class Spool:
         # No fsync: losing the tail only costs a run-id lookup after a power cut.
         with (self._dir / "landed.jsonl").open("ab") as handle:
             handle.write(lines)
-
-
-def _append_durably(path: Path, data: bytes) -> None:
-    with path.open("ab") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-def _lines(path: Path) -> list[dict[str, Any]]:
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return []
-    found = []
-    for line in raw.splitlines():
-        try:
-            value = json.loads(line)
-        except ValueError:
-            continue  # a torn last line
-        if isinstance(value, dict):
-            found.append(value)
-    return found
