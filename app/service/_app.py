@@ -28,13 +28,14 @@ from app.service._chains import ChainRuntime, TemplateCache
 from app.service._config_modifier import tracing_config_modifier
 from app.service._embedded import internal_listener
 from app.service._health import router as health_router
+from app.service._in_process import in_process_handlers
 from app.service._limits import BodySizeLimitMiddleware
 from app.service._local import local_model_if_needed
 from app.service._probes import model_probe, registry_probe
 from app.service._reliability import install_guards, start_delivery, start_feedback
 from app.service._seed_lock import seed_lock
 from app.service._trace_middleware import TRACE_SCOPE_KEY, TraceResponseMiddleware
-from app.tracing import LogDelivery
+from app.tracing import LocalHandler, LogDelivery
 from chains.catalog import CATALOG, ChainSpec, afetch_template, build_chain
 
 if TYPE_CHECKING:
@@ -54,6 +55,8 @@ class _Registry:
 
     base_url: str
     api_key: str
+    # Endpoints answered in this process (the embedded backend), skipping HTTP.
+    local: Mapping[str, LocalHandler] | None = None
 
 
 def create_app(
@@ -86,7 +89,7 @@ def create_app(
                 assert backend_key is not None
                 await stack.enter_async_context(backend_app.router.lifespan_context(backend_app))
                 base_url = await stack.enter_async_context(internal_listener(backend_app))
-                registry = _Registry(base_url, backend_key)
+                registry = _Registry(base_url, backend_key, in_process_handlers(backend_app))
                 await asyncio.to_thread(_seed, settings, registry)
             else:
                 assert settings.promptlayer_base_url and settings.promptlayer_api_key
@@ -126,7 +129,11 @@ async def _start_service(
 ) -> None:
     client = AsyncPromptLayer(api_key=registry.api_key, base_url=registry.base_url)
     delivery = await start_delivery(
-        settings, base_url=registry.base_url, api_key=registry.api_key, stack=stack
+        settings,
+        base_url=registry.base_url,
+        api_key=registry.api_key,
+        stack=stack,
+        local=registry.local,
     )
     app.state.delivery = delivery  # its stats() feed /metrics
     # One pool to the model server per app, closed with it (see chains.model).

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from app.feedback._pending import PendingFeedback
 from app.feedback._routes import FeedbackService
 from app.service._guards import ApiKeyMiddleware, BatchLimitMiddleware, StreamDeadlineMiddleware
-from app.tracing import LogDelivery
+from app.tracing import LocalHandler, LogDelivery
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -40,12 +40,18 @@ def install_guards(app: FastAPI, settings: Settings, catalog: Sequence[ChainSpec
 
 
 async def start_delivery(
-    settings: Settings, *, base_url: str, api_key: str, stack: contextlib.AsyncExitStack
+    settings: Settings,
+    *,
+    base_url: str,
+    api_key: str,
+    stack: contextlib.AsyncExitStack,
+    local: Mapping[str, LocalHandler] | None = None,
 ) -> LogDelivery:
     """The process's log delivery, spooling into the data directory; closed with `stack`."""
     delivery = LogDelivery(
         base_url=base_url,
         api_key=api_key,
+        local=local,
         spool_dir=settings.spool_dir,
         wait_budget=settings.log_wait_seconds,
         queue_size=settings.delivery_queue_size,
@@ -66,12 +72,16 @@ async def start_feedback(
 ) -> FeedbackService:
     """/feedback's service: scores by run id wait on disk and apply when the log lands."""
     pending = await asyncio.to_thread(
-        PendingFeedback, settings.spool_dir / "feedback.jsonl",
+        PendingFeedback,
+        settings.spool_dir / "feedback.jsonl",
         max_age_seconds=settings.feedback_token_ttl_seconds,
     )
     service = FeedbackService(
-        tokens=tokens, api_keys=settings.api_keys, client=client,
-        runs=delivery.request_id_for_run, pending=pending,
+        tokens=tokens,
+        api_keys=settings.api_keys,
+        client=client,
+        runs=delivery.request_id_for_run,
+        pending=pending,
         require_key=settings.require_api_key,
     )
     delivery.add_listener(service.on_landed)

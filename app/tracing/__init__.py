@@ -4,6 +4,14 @@ from __future__ import annotations
 
 from app.tracing._delivery import DeliveryError, LogDelivery
 from app.tracing._handler import PromptLayerTracer
+from app.tracing._poster import LocalHandler, PostResult
 from app.tracing._types import PromptRef
 
-__all__ = ["DeliveryError", "LogDelivery", "PromptLayerTracer", "PromptRef"]
+__all__ = [
+    "DeliveryError",
+    "LocalHandler",
+    "LogDelivery",
+    "PostResult",
+    "PromptLayerTracer",
+    "PromptRef",
+]

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from app.observability import metrics
 from app.tracing._drain import SpoolDrain
-from app.tracing._poster import Poster
+from app.tracing._poster import LocalHandler, Poster
 from app.tracing._types import LogBody
 
 __all__ = ["DeliveryError", "LogDelivery"]
@@ -71,19 +71,29 @@ class LogDelivery:
         wait_budget: float = 2.0,
         queue_size: int = 10_000,
         workers: int = 64,
+        local: Mapping[str, LocalHandler] | None = None,
     ) -> None:
         self._api_key = api_key
         self._budget = total_budget
         self._poster = Poster(
-            base_url=base_url, api_key=api_key, attempt_timeout=attempt_timeout,
-            backoff_initial=backoff_initial, backoff_max=backoff_max,
+            base_url=base_url,
+            api_key=api_key,
+            attempt_timeout=attempt_timeout,
+            backoff_initial=backoff_initial,
+            backoff_max=backoff_max,
             # Enough connections for every worker plus the spool drain's or a group call's.
             max_connections=max_connections if max_connections is not None else workers + 8,
+            local=local,
         )
         self._drain = (
-            SpoolDrain(spool_dir, self._poster, on_landed=self._landed_late,
-                       probe_max=min(2.0, backoff_max))
-            if spool_dir is not None else None
+            SpoolDrain(
+                spool_dir,
+                self._poster,
+                on_landed=self._landed_late,
+                probe_max=min(2.0, backoff_max),
+            )
+            if spool_dir is not None
+            else None
         )
         self._wait_budget = wait_budget
         self._queue: asyncio.Queue[_LogItem] | None = None
@@ -177,8 +187,9 @@ class LogDelivery:
         if self._queue is None:
             self._queue = asyncio.Queue(self._queue_size)
             loop = asyncio.get_running_loop()
-            self._workers = [loop.create_task(self._work(self._queue))
-                             for _ in range(self._worker_count)]
+            self._workers = [
+                loop.create_task(self._work(self._queue)) for _ in range(self._worker_count)
+            ]
         return self._queue
 
     def _spool(self, item: _LogItem) -> None:
@@ -233,8 +244,11 @@ class LogDelivery:
             self._spool(item)  # waited its budget in the queue, or others are spooled
             return
         result = await self._poster.post(
-            "/log-request", item.body, headers={"Idempotency-Key": item.idempotency_key},
-            what=f"log {item.idempotency_key}", budget=max(remaining, 0.0),
+            "/log-request",
+            item.body,
+            headers={"Idempotency-Key": item.idempotency_key},
+            what=f"log {item.idempotency_key}",
+            budget=max(remaining, 0.0),
         )
         if result.ok:
             request_id = int(result.body["id"])
@@ -298,8 +312,13 @@ class LogDelivery:
     async def create_group(self) -> int:
         """Create a PromptLayer group and return its id (raises DeliveryError)."""
         self._owner_loop()
-        result = await self._poster.post("/create-group", {"api_key": self._api_key},
-                                         headers={}, what="create-group", budget=self._budget)
+        result = await self._poster.post(
+            "/create-group",
+            {"api_key": self._api_key},
+            headers={},
+            what="create-group",
+            budget=self._budget,
+        )
         if not result.ok:
             raise DeliveryError("could not create a PromptLayer group")
         return int(result.body["id"])
@@ -308,9 +327,13 @@ class LogDelivery:
         """Add request `request_id` to group `group_id`; False if that failed."""
         self._owner_loop()
         body = {"api_key": self._api_key, "request_id": request_id, "group_id": group_id}
-        result = await self._poster.post("/track-group", body, headers={},
-                                         what=f"track-group {request_id}→{group_id}",
-                                         budget=self._budget)
+        result = await self._poster.post(
+            "/track-group",
+            body,
+            headers={},
+            what=f"track-group {request_id}→{group_id}",
+            budget=self._budget,
+        )
         return result.ok
 
     # -- shutdown --------------------------------------------------------------------------
@@ -334,8 +357,11 @@ class LogDelivery:
         """Stop accepting work, finish in-flight deliveries (bounded), spool the rest, close."""
         try:
             if not await self.flush(timeout):
-                logger.warning("closing with %d logs and %d tasks unfinished",
-                               len(self._current) + self._queue_depth(), len(self._inflight))
+                logger.warning(
+                    "closing with %d logs and %d tasks unfinished",
+                    len(self._current) + self._queue_depth(),
+                    len(self._inflight),
+                )
             self._closed = True
             leftovers = list(self._current)
             for worker in self._workers:

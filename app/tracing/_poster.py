@@ -6,13 +6,13 @@ import asyncio
 import json
 import logging
 import random
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 
-__all__ = ["PostResult", "Poster"]
+__all__ = ["LocalHandler", "PostResult", "Poster"]
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +40,10 @@ class PostResult:
         return self.status is not None and 200 <= self.status < 300
 
 
+# An endpoint served inside this process (the embedded backend): same body, no HTTP.
+LocalHandler = Callable[[Mapping[str, Any], Mapping[str, str]], Awaitable[PostResult]]
+
+
 class Poster:
     """One keep-alive pool to PromptLayer; `post` retries within a time budget.
 
@@ -57,8 +61,10 @@ class Poster:
         backoff_initial: float,
         backoff_max: float,
         max_connections: int,
+        local: Mapping[str, LocalHandler] | None = None,
     ) -> None:
-        """A client sending `api_key` in X-API-KEY to `base_url`."""
+        """A client sending `api_key` in X-API-KEY to `base_url`; paths in `local` are
+        answered by their in-process handler instead (no retries: nothing to heal)."""
         self._base_url = base_url.rstrip("/")
         self._attempt_timeout = attempt_timeout
         self._backoff_initial = backoff_initial
@@ -67,6 +73,7 @@ class Poster:
         self._headers = {"X-API-KEY": api_key, "Content-Type": "application/json"}
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
+        self._local = dict(local or {})
         self.failed_attempts = 0
 
     def _client(self) -> aiohttp.ClientSession:
@@ -75,20 +82,31 @@ class Poster:
                 raise RuntimeError("Poster is closed")
             # Keep-alive pool as large as the callers' concurrency (delivery workers), so a
             # burst of logs reuses warm connections instead of paying a TCP handshake each.
-            connector = aiohttp.TCPConnector(limit=self._max_connections,
-                                             keepalive_timeout=30.0)
+            connector = aiohttp.TCPConnector(limit=self._max_connections, keepalive_timeout=30.0)
             self._session = aiohttp.ClientSession(
-                connector=connector, headers=self._headers,
+                connector=connector,
+                headers=self._headers,
                 # Per-attempt timeouts are passed to each request.
                 timeout=aiohttp.ClientTimeout(total=None),
             )
         return self._session
 
     async def post(
-        self, path: str, body: Mapping[str, Any], *, headers: Mapping[str, str], what: str,
+        self,
+        path: str,
+        body: Mapping[str, Any],
+        *,
+        headers: Mapping[str, str],
+        what: str,
         budget: float,
     ) -> PostResult:
         """POST with retries on transport errors, timeouts, 429 and 5xx until `budget` s."""
+        handler = self._local.get(path)
+        if handler is not None:
+            result = await handler(body, headers)
+            if not result.ok:
+                self.failed_attempts += 1
+            return result
         loop = asyncio.get_running_loop()
         deadline = loop.time() + budget
         # Serialise once (here, off the callback path); `default=str` keeps odd values loggable.
@@ -105,16 +123,21 @@ class Poster:
             phase = max(0.05, min(self._attempt_timeout, remaining))
             timeout = aiohttp.ClientTimeout(total=None, connect=phase, sock_read=phase)
             try:
-                async with session.post(url, data=content, headers=headers,
-                                        timeout=timeout) as response:
+                async with session.post(
+                    url, data=content, headers=headers, timeout=timeout
+                ) as response:
                     status = response.status
                     raw = await response.read()
                     if 200 <= status < 300:
                         return PostResult(status, _json(raw))
                     if status not in _RETRY_STATUSES:
                         # The body may echo what we sent, never our key: the key is a header.
-                        logger.warning("%s: PromptLayer answered %s, not retrying: %s",
-                                       what, status, raw[:200].decode(errors="replace"))
+                        logger.warning(
+                            "%s: PromptLayer answered %s, not retrying: %s",
+                            what,
+                            status,
+                            raw[:200].decode(errors="replace"),
+                        )
                         return PostResult(status, transient=False)
                     reason = f"HTTP {status}"
                     retry_after = _retry_after(response.headers.get("Retry-After"))
@@ -125,8 +148,9 @@ class Poster:
             if loop.time() + delay >= deadline:
                 logger.info("%s: not delivered after %d attempts (%s)", what, attempt, reason)
                 return PostResult(None, transient=True)
-            logger.debug("%s: attempt %d failed (%s), retrying in %.2fs", what, attempt,
-                         reason, delay)
+            logger.debug(
+                "%s: attempt %d failed (%s), retrying in %.2fs", what, attempt, reason, delay
+            )
             await asyncio.sleep(delay)
 
     def backoff(self, attempt: int, retry_after: float | None = None) -> float:

@@ -73,6 +73,18 @@ async def authenticated_body(request: Request) -> dict[str, Any]:
     return body
 
 
+def parse_body(raw: bytes) -> Any:
+    """`raw` as JSON (BadRequest if it is not, or holds NaN/Infinity or text no database
+    can store); for callers inside the process, which need no API key check."""
+    try:
+        body = json.loads(raw, parse_constant=_reject_constant) if raw.strip() else {}
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise BadRequest(f"request body is not valid JSON: {exc}") from exc
+    if _SUSPECT_ESCAPE.search(raw) and _has_bad_char(body):
+        raise BadRequest("request body must not contain NUL or unpaired surrogate characters")
+    return body
+
+
 def _reject_constant(name: str) -> None:
     # NaN/Infinity are not JSON; PostgreSQL's json type refuses them too.
     raise ValueError(f"{name} is not a valid JSON value")

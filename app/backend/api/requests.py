@@ -14,12 +14,13 @@ Choices the contract leaves open:
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from app.backend.api._http import authenticated_body, store_of, utcnow, validate
+from app.backend.api._http import authenticated_body, parse_body, store_of, utcnow, validate
 from app.backend.api.schemas import LogRequestBody, TrackRequestBody
 from app.backend.errors import BadRequest
 from app.backend.store.requests import (
@@ -29,7 +30,10 @@ from app.backend.store.requests import (
     version_blueprint,
 )
 
-__all__ = ["router"]
+if TYPE_CHECKING:
+    from app.backend.store import Store
+
+__all__ = ["ingest_log", "router", "store_log"]
 
 router = APIRouter()
 
@@ -53,8 +57,32 @@ def _truncate(message: str | None) -> str | None:
 async def log_request(request: Request) -> JSONResponse:
     """Store one LLM request; answer its id (201)."""
     body = validate(LogRequestBody, await authenticated_body(request))
-    key = _idempotency_key(request)
-    store = store_of(request)
+    answer = await store_log(store_of(request), body, _idempotency_key(request))
+    return JSONResponse(answer, status_code=201)
+
+
+async def ingest_log(store: Store, payload: Any, idempotency_key: str | None) -> dict[str, Any]:
+    """What POST /log-request does, for a caller in the same process (no HTTP, no key).
+
+    The body goes through the same JSON checks and validation as over HTTP; BadRequest
+    (an ApiError) for what the route would answer 400.
+    """
+    raw = json.dumps(payload, default=str).encode()
+    body = validate(LogRequestBody, _object(parse_body(raw)))
+    return await store_log(store, body, idempotency_key)
+
+
+def _object(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise BadRequest("request body must be a JSON object")
+    return value
+
+
+async def store_log(
+    store: Store, body: LogRequestBody, idempotency_key: str | None
+) -> dict[str, Any]:
+    """Store a validated /log-request body; the answer the SDK reads (id first)."""
+    key = idempotency_key
     version_id: int | None = None
     blueprint: Any = None
     if body.prompt_id is not None or body.prompt_name:
@@ -98,16 +126,13 @@ async def log_request(request: Request) -> JSONResponse:
             c, values=values, tags=body.tags, score=score, idempotency_key=key, now=utcnow()
         )
     )
-    return JSONResponse(
-        {
-            "id": request_id,
-            "prompt_version": blueprint,
-            "status": body.status,
-            "error_type": body.error_type,
-            "error_message": body.error_message,
-        },
-        status_code=201,
-    )
+    return {
+        "id": request_id,
+        "prompt_version": blueprint,
+        "status": body.status,
+        "error_type": body.error_type,
+        "error_message": body.error_message,
+    }
 
 
 def _usage(response: Any) -> tuple[int, int]:

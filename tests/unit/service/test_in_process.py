@@ -1,0 +1,56 @@
+"""Logs handed straight to the embedded backend: same checks and store as /log-request."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from app.backend import create_backend_app
+from app.backend.store.requests import get_request
+from app.config import Settings
+from app.service._in_process import in_process_handlers
+
+BODY = {
+    "provider": "openai",
+    "model": "gpt-4o-mini",
+    "input": {
+        "type": "chat",
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}],
+    },
+    "output": {
+        "type": "chat",
+        "messages": [{"role": "assistant", "content": [{"type": "text", "text": "yo"}]}],
+    },
+    "request_start_time": 1700000000.0,
+    "request_end_time": 1700000001.5,
+    "tags": ["route:/example"],
+    "metadata": {"_langchain_run_id": "r1"},
+    "score": 0,
+}
+
+
+async def test_log_request_is_stored_in_process_once_per_key(tmp_path: Path) -> None:
+    backend = create_backend_app(Settings(_env_file=None, data_dir=tmp_path), api_key="k")
+    async with backend.router.lifespan_context(backend):
+        handler = in_process_handlers(backend)["/log-request"]
+        first = await handler(BODY, {"Idempotency-Key": "run-1"})
+        again = await handler(BODY, {"Idempotency-Key": "run-1"})
+        assert first.status == 201 and first.body["id"] == again.body["id"]
+        stored = backend.state.store.read_sync(
+            lambda c: get_request(c, request_id=first.body["id"])
+        )
+        assert stored["tags"] == ["route:/example"]
+        assert stored["metadata"] == {"_langchain_run_id": "r1"}
+        assert stored["scores"] == {}  # the SDK's default score 0 is not a score
+
+
+async def test_what_http_would_refuse_is_refused_and_not_retried(tmp_path: Path) -> None:
+    backend = create_backend_app(Settings(_env_file=None, data_dir=tmp_path), api_key="k")
+    async with backend.router.lifespan_context(backend):
+        handler = in_process_handlers(backend)["/log-request"]
+        for bad in (
+            {**BODY, "model": None},
+            {**BODY, "metadata": {"k": 1}},
+            {**BODY, "model": "nul\x00"},
+        ):
+            result = await handler(bad, {})
+            assert result.status == 400 and not result.ok and not result.transient
