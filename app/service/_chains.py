@@ -100,7 +100,6 @@ class ChainRuntime:
         self._fetch, self._build, self._cache = fetch, build, cache
         self._served: dict[str, ServedChain] = {}
         self._live: dict[str, LiveChain] = {}
-        self.registry_ok = False
 
     def live(self, name: str) -> LiveChain:
         """The runnable that the routes of chain `name` serve."""
@@ -128,7 +127,6 @@ class ChainRuntime:
         try:
             template = await self._fetch(spec)
         except Exception as error:
-            self.registry_ok = False
             cached = self._cache.load(spec)
             if cached is None:
                 raise ChainStartupError(
@@ -140,7 +138,6 @@ class ChainRuntime:
                 extra={"chain": spec.name, "version": cached.get("version")},
             )
             return cached
-        self.registry_ok = True
         return template
 
     def _install(
@@ -155,12 +152,10 @@ class ChainRuntime:
     async def refresh_once(self) -> list[str]:
         """Re-fetch every template; rebuild the chains whose version moved. Never raises."""
         changed: list[str] = []
-        registry_ok = True
         for spec in self.specs:
             try:
                 template = await self._fetch(spec)
             except Exception as error:
-                registry_ok = False
                 logger.warning(
                     "template refresh failed", extra={"chain": spec.name, "error": str(error)}
                 )
@@ -186,7 +181,6 @@ class ChainRuntime:
             logger.info(
                 "chain rebuilt", extra={"chain": spec.name, "version": template.get("version")}
             )
-        self.registry_ok = registry_ok
         return changed
 
     async def refresh_forever(self, interval: float) -> None:

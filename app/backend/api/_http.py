@@ -57,31 +57,49 @@ async def authenticated_body(request: Request) -> dict[str, Any]:
     header_ok = _matches(request.headers.get("x-api-key"), expected)
     raw = await request.body()
     try:
-        body = json.loads(raw, parse_constant=_reject_constant) if raw.strip() else {}
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        body = _decode(raw)
+    except _DECODE_ERRORS as exc:
         if not header_ok:
             raise Unauthorized("missing or invalid API key") from exc
-        raise BadRequest(f"request body is not valid JSON: {exc}") from exc
+        raise _invalid_json(exc) from exc
+    _refuse_unstorable(raw, body)
+    if not header_ok and not (isinstance(body, dict) and _matches(body.get("api_key"), expected)):
+        raise Unauthorized("missing or invalid API key (X-API-KEY header or body api_key)")
+    return _require_object(body)
+
+
+def parse_object(raw: bytes) -> dict[str, Any]:
+    """`raw` as a JSON object, with the same checks as a request body but no API key;
+    for callers inside the process."""
+    try:
+        body = _decode(raw)
+    except _DECODE_ERRORS as exc:
+        raise _invalid_json(exc) from exc
+    _refuse_unstorable(raw, body)
+    return _require_object(body)
+
+
+_DECODE_ERRORS = (ValueError, UnicodeDecodeError, RecursionError)
+
+
+def _decode(raw: bytes) -> Any:
+    return json.loads(raw, parse_constant=_reject_constant) if raw.strip() else {}
+
+
+def _invalid_json(exc: Exception) -> BadRequest:
+    return BadRequest(f"request body is not valid JSON: {exc}")
+
+
+def _refuse_unstorable(raw: bytes, body: Any) -> None:
     # Databases cannot store NUL or lone surrogates in text (PostgreSQL refuses NUL; UTF-8
     # cannot encode a lone surrogate): a cheap byte test first, the exact walk only if needed.
     if _SUSPECT_ESCAPE.search(raw) and _has_bad_char(body):
         raise BadRequest("request body must not contain NUL or unpaired surrogate characters")
-    if not header_ok and not (isinstance(body, dict) and _matches(body.get("api_key"), expected)):
-        raise Unauthorized("missing or invalid API key (X-API-KEY header or body api_key)")
+
+
+def _require_object(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise BadRequest("request body must be a JSON object")
-    return body
-
-
-def parse_body(raw: bytes) -> Any:
-    """`raw` as JSON (BadRequest if it is not, or holds NaN/Infinity or text no database
-    can store); for callers inside the process, which need no API key check."""
-    try:
-        body = json.loads(raw, parse_constant=_reject_constant) if raw.strip() else {}
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise BadRequest(f"request body is not valid JSON: {exc}") from exc
-    if _SUSPECT_ESCAPE.search(raw) and _has_bad_char(body):
-        raise BadRequest("request body must not contain NUL or unpaired surrogate characters")
     return body
 
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from app.backend.api._http import authenticated_body, parse_body, store_of, utcnow, validate
+from app.backend.api._http import authenticated_body, parse_object, store_of, utcnow, validate
 from app.backend.api.schemas import LogRequestBody, TrackRequestBody
 from app.backend.errors import BadRequest
 from app.backend.store.requests import (
@@ -68,14 +68,8 @@ async def ingest_log(store: Store, payload: Any, idempotency_key: str | None) ->
     (an ApiError) for what the route would answer 400.
     """
     raw = json.dumps(payload, default=str).encode()
-    body = validate(LogRequestBody, _object(parse_body(raw)))
+    body = validate(LogRequestBody, parse_object(raw))
     return await store_log(store, body, idempotency_key)
-
-
-def _object(value: Any) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise BadRequest("request body must be a JSON object")
-    return value
 
 
 async def store_log(
