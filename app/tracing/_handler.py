@@ -18,6 +18,7 @@ from langchain_core.messages import BaseMessage
 from langchain_core.outputs import LLMResult
 
 from app.tracing import _blueprints as bp
+from app.tracing import _llm_start_fix
 from app.tracing._delivery import LogDelivery
 from app.tracing._errors import error_message, error_type
 from app.tracing._runs import LLMCall, RunTree, as_uuid
@@ -27,14 +28,17 @@ __all__ = ["PromptLayerTracer"]
 
 logger = logging.getLogger(__name__)
 
+_llm_start_fix.apply()
+
 
 class PromptLayerTracer(AsyncCallbackHandler):
     """Logs each LLM call of the runs it sees to PromptLayer; one instance per request."""
 
-    # Not inline: LangChain's async on_llm_start skips every non-inline handler when any
-    # inline one exists, which would starve LangServe's stream_log/stream_events handlers.
-    # Ordering is still safe: our callbacks never await, so each runs atomically.
-    run_inline = False
+    # Inline: LangChain awaits inline handlers one by one, while every non-inline handler
+    # costs a task per event (8 events per run of the example chain). Our callbacks never
+    # await, so running them inline delays nothing. `_llm_start_fix` mends the one LangChain
+    # path that mistreats non-inline handlers when an inline one is present.
+    run_inline = True
     raise_error = False
 
     def __init__(

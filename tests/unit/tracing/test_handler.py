@@ -229,3 +229,28 @@ async def test_a_string_root_run_id_as_langserve_passes_it() -> None:
     assert await tracer.request_ids(run_id, timeout=1) == [1]
     assert await tracer.request_ids(UUID(run_id), timeout=1) == [1]
     assert delivery.bodies[0]["metadata"]["_langchain_root_run_id"] == run_id
+
+
+@pytest.mark.filterwarnings("ignore:astream_log is deprecated")
+@pytest.mark.parametrize("api", ["astream_events", "astream_log"])
+async def test_stream_apis_still_see_a_completion_llm_start_beside_the_inline_tracer(
+    api: str,
+) -> None:
+    # LangChain's own stream handlers are not inline; see app/tracing/_llm_start_fix.py.
+    delivery = FakeDelivery()
+    tracer = _tracer(delivery)
+    config: Any = {"callbacks": [tracer]}
+    llm = FakeListLLM(responses=["yes"], name="oracle")
+    if api == "astream_events":
+        events = [e async for e in llm.astream_events("q?", config=config, version="v2")]
+        assert [e["event"] for e in events] == ["on_llm_start", "on_llm_end"]
+        assert events[0]["data"]["input"] == "q?"
+    else:
+        patches = [p async for p in llm.astream_log("q?", config=config)]
+        final = patches[0]
+        for patch in patches[1:]:
+            final += patch
+        assert final.state["logs"] == {}  # the root run itself is the LLM
+        assert final.state["name"] == "oracle"
+        assert final.state["final_output"] is not None
+    assert [body["status"] for body in delivery.bodies] == ["SUCCESS"]
