@@ -212,7 +212,9 @@ def main(argv: list[str] | None = None) -> None:
         ),
         model_settings=[ModelSettings(**model, verbose=False)],
     )
-    uvicorn.run(MaxCompletionTokens(app), host=args.host, port=args.port, log_level="warning")
+    # h11 as our own servers (app/cli.py), though httptools is installed for log delivery.
+    uvicorn.run(MaxCompletionTokens(app), host=args.host, port=args.port, log_level="warning",
+                http="h11")
 
 
 if __name__ == "__main__":

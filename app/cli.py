@@ -53,6 +53,9 @@ def _run(app: Any, settings: Settings, **options: Any) -> None:
         access_log=False,
         timeout_keep_alive=5,
         timeout_graceful_shutdown=20,
+        # h11, explicitly: httptools is installed now (log delivery parses answers with it)
+        # and uvicorn would pick it on its own; BENCHMARKS.md's trial kept h11 here.
+        http="h11",
         **options,
     )
 

@@ -22,7 +22,8 @@ __all__ = ["internal_listener"]
 async def internal_listener(app: Any) -> AsyncIterator[str]:
     """Serve `app` on 127.0.0.1 at an ephemeral port in this event loop; yield its URL."""
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=0, lifespan="off", log_level="warning", access_log=False
+        app, host="127.0.0.1", port=0, lifespan="off", log_level="warning", access_log=False,
+        http="h11",  # as `promptserve serve` (app/cli.py), though httptools is installed
     )
     config.load()
     server = uvicorn.Server(config)

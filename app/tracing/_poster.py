@@ -1,4 +1,4 @@
-"""POSTs to PromptLayer over one pooled aiohttp session, retrying what may heal."""
+"""POSTs to PromptLayer over one keep-alive pool (app.tracing._http), retrying what may heal."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
+from app import json_codec
+from app.tracing._http import HttpPool, TransportError
 
 __all__ = ["LocalHandler", "PostResult", "Poster"]
 
@@ -19,10 +20,6 @@ logger = logging.getLogger(__name__)
 # Statuses worth another attempt: the server may recover; every other 4xx never will.
 _RETRY_STATUSES = frozenset({429}) | frozenset(range(500, 600))
 _MAX_RETRY_AFTER = 30.0
-# What "no usable answer" looks like: refused/reset/dropped connections, a truncated body or a
-# malformed response (aiohttp.ClientError covers them all; like httpx.TransportError before),
-# and timeouts.
-_TRANSPORT_ERRORS = (aiohttp.ClientError, TimeoutError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,9 +44,8 @@ LocalHandler = Callable[[Mapping[str, Any], Mapping[str, str]], Awaitable[PostRe
 class Poster:
     """One keep-alive pool to PromptLayer; `post` retries within a time budget.
 
-    The aiohttp session binds to the event loop it is created in, so it is created on the
-    first `post` (always on the owner loop), not in the constructor, which may run outside
-    any loop.
+    The pool binds to the event loop it is created in, so it is created on the first `post`
+    (always on the owner loop), not in the constructor, which may run outside any loop.
     """
 
     def __init__(
@@ -71,25 +67,21 @@ class Poster:
         self._backoff_max = backoff_max
         self._max_connections = max_connections
         self._headers = {"X-API-KEY": api_key, "Content-Type": "application/json"}
-        self._session: aiohttp.ClientSession | None = None
+        self._pool: HttpPool | None = None
         self._closed = False
         self._local = dict(local or {})
         self.failed_attempts = 0
 
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None:
+    def _client(self) -> HttpPool:
+        if self._pool is None:
             if self._closed:
                 raise RuntimeError("Poster is closed")
             # Keep-alive pool as large as the callers' concurrency (delivery workers), so a
             # burst of logs reuses warm connections instead of paying a TCP handshake each.
-            connector = aiohttp.TCPConnector(limit=self._max_connections, keepalive_timeout=30.0)
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                headers=self._headers,
-                # Per-attempt timeouts are passed to each request.
-                timeout=aiohttp.ClientTimeout(total=None),
+            self._pool = HttpPool(
+                self._base_url, max_connections=self._max_connections, headers=self._headers
             )
-        return self._session
+        return self._pool
 
     async def post(
         self,
@@ -99,8 +91,13 @@ class Poster:
         headers: Mapping[str, str],
         what: str,
         budget: float,
+        retry: bool = True,
     ) -> PostResult:
-        """POST with retries on transport errors, timeouts, 429 and 5xx until `budget` s."""
+        """POST with retries on transport errors, timeouts, 429 and 5xx until `budget` s.
+
+        `retry=False` makes one attempt whose phases get the whole budget (for callers that
+        back off on their own, like the spool drain).
+        """
         handler = self._local.get(path)
         if handler is not None:
             result = await handler(body, headers)
@@ -110,9 +107,8 @@ class Poster:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + budget
         # Serialise once (here, off the callback path); `default=str` keeps odd values loggable.
-        content = json.dumps(body, default=str).encode()
-        session = self._client()
-        url = self._base_url + path
+        content = json_codec.dumps(body)
+        pool = self._client()
         attempt = 0
         while True:
             attempt += 1
@@ -121,37 +117,41 @@ class Poster:
             # Per phase, not in total: waiting for a pooled connection or connecting, and
             # then each wait for the answer's bytes (a slow but live answer is not cut).
             phase = max(0.05, min(self._attempt_timeout, remaining))
-            timeout = aiohttp.ClientTimeout(total=None, connect=phase, sock_read=phase)
             try:
-                async with session.post(
-                    url, data=content, headers=headers, timeout=timeout
-                ) as response:
-                    status = response.status
-                    raw = await response.read()
-                    if 200 <= status < 300:
-                        return PostResult(status, _json(raw))
-                    if status not in _RETRY_STATUSES:
-                        # The body may echo what we sent, never our key: the key is a header.
-                        logger.warning(
-                            "%s: PromptLayer answered %s, not retrying: %s",
-                            what,
-                            status,
-                            raw[:200].decode(errors="replace"),
-                        )
-                        return PostResult(status, transient=False)
-                    reason = f"HTTP {status}"
-                    retry_after = _retry_after(response.headers.get("Retry-After"))
-            except _TRANSPORT_ERRORS as exc:
-                reason = f"{type(exc).__name__}"
+                response = await pool.post(
+                    path, content, headers, connect_timeout=phase, read_timeout=phase
+                )
+            except TransportError as exc:
+                reason = f"{exc} ({type(exc.__cause__).__name__})"
+            else:
+                status = response.status
+                if 200 <= status < 300:
+                    return PostResult(status, _json(response.body))
+                if status not in _RETRY_STATUSES:
+                    # The body may echo what we sent, never our key: the key is a header.
+                    logger.warning(
+                        "%s: PromptLayer answered %s, not retrying: %s",
+                        what,
+                        status,
+                        response.body[:200].decode(errors="replace"),
+                    )
+                    return PostResult(status, transient=False)
+                reason = f"HTTP {status}"
+                retry_after = _retry_after(response.headers.get("retry-after"))
             self.failed_attempts += 1
             delay = self.backoff(attempt, retry_after)
-            if loop.time() + delay >= deadline:
+            if not retry or loop.time() + delay >= deadline:
                 logger.info("%s: not delivered after %d attempts (%s)", what, attempt, reason)
                 return PostResult(None, transient=True)
             logger.debug(
                 "%s: attempt %d failed (%s), retrying in %.2fs", what, attempt, reason, delay
             )
             await asyncio.sleep(delay)
+
+    @property
+    def attempt_timeout(self) -> float:
+        """Seconds each phase of one attempt may take (connecting, each wait for bytes)."""
+        return self._attempt_timeout
 
     def backoff(self, attempt: int, retry_after: float | None = None) -> float:
         """Delay before attempt `attempt + 1`: exponential, jittered, at least Retry-After."""
@@ -163,9 +163,9 @@ class Poster:
     async def aclose(self) -> None:
         """Close the pool (and refuse further posts)."""
         self._closed = True
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._pool is not None:
+            await self._pool.aclose()
+            self._pool = None
 
 
 def _json(raw: bytes) -> Any:

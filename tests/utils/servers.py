@@ -29,7 +29,8 @@ def free_port() -> int:
 @contextlib.contextmanager
 def serve_in_thread(app: Any, *, startup_timeout: float = 30.0) -> Iterator[str]:
     """Run `app` with uvicorn on 127.0.0.1:0 in a thread; yield its base URL; always stop it."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on",
+                            http="h11")  # as the product serves (app/cli.py)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -122,7 +123,7 @@ class RestartableServer:
     def start(self, timeout: float = 30.0) -> None:
         """Serve until `stop`; returns once the port answers."""
         config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port,
-                                log_level="warning", lifespan="on")
+                                log_level="warning", lifespan="on", http="h11")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
         self._thread.start()

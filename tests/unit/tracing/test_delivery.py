@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
+import math
 from collections.abc import AsyncIterator
 
 import pytest
@@ -63,6 +65,19 @@ async def test_submit_posts_body_with_key_and_idempotency_header() -> None:
         assert request.headers["idempotency-key"] == "run-1"
         assert request.headers["content-type"] == "application/json"
         assert request.json() == {"provider": "openai", "x": 1.5}
+
+
+async def test_odd_values_in_the_body_are_still_sent() -> None:
+    when = datetime.datetime(2026, 1, 2, 3, 4, 5)
+    body = {"keys": {1: "int", None: "none"}, "nan": math.nan, "big": 2**70, "when": when,
+            "set": {1}}
+    async with _delivery(Script(201)) as (delivery, server):
+        assert await delivery.submit(body, idempotency_key="odd") == 1
+        # NaN is not JSON (the backend refuses it): sent as null, not as the literal NaN.
+        assert b"NaN" not in server.received[0].content
+        assert server.received[0].json() == {
+            "keys": {"1": "int", "null": "none"}, "nan": None, "big": 2**70,
+            "when": "2026-01-02 03:04:05", "set": "{1}"}
 
 
 @pytest.mark.parametrize("failure", [503, 500, 429, DROP, STALL, GARBAGE])
