@@ -8,10 +8,11 @@ line written while serving it carries it; other fields come from `extra={...}`.
 from __future__ import annotations
 
 import contextvars
-import json
 import logging
 import time
 from typing import Any
+
+from app import json_codec
 
 __all__ = ["JsonFormatter", "RequestIdFilter", "log_config", "request_id_var"]
 
@@ -58,7 +59,7 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        return json_codec.dumps(entry).decode()
 
 
 def log_config(*, level: str, fmt: str) -> dict[str, Any]:
@@ -93,3 +94,4 @@ def log_config(*, level: str, fmt: str) -> dict[str, Any]:
             "httpx2": {"level": "WARNING"},
         },
     }
+

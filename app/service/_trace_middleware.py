@@ -15,11 +15,11 @@ ASGI scope (`RequestTrace`), which both sides see for the same request.
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from app import json_codec
 from app.feedback import FeedbackTokens, request_subject, run_subject
 from app.service._tags import CHAIN_ENDPOINTS, endpoint_of
 
@@ -115,7 +115,7 @@ class _JsonRewriter:
     async def _rewrite(self, raw: bytes) -> tuple[bytes, int | None]:
         tracer = self.trace.tracer
         assert tracer is not None
-        payload = json.loads(raw)
+        payload = json_codec.loads(raw)
         metadata = payload.get("metadata") or {}
         runs = metadata.get("responses", []) if self.endpoint == "batch" else [metadata]
         summaries = await asyncio.gather(
@@ -124,7 +124,7 @@ class _JsonRewriter:
         for run, summary in zip(runs, summaries, strict=True):
             run.update({k: v for k, v in summary.items() if k != "run_id"})
         request_id = summaries[0]["promptlayer_request_id"] if self.endpoint == "invoke" else None
-        return json.dumps(payload).encode(), request_id
+        return json_codec.dumps(payload), request_id
 
 
 class _StreamRewriter:
@@ -171,4 +171,5 @@ def _id_event(endpoint: str, summary: dict[str, Any]) -> bytes:
 
 
 def _sse(event: str, data: dict[str, Any]) -> bytes:
-    return f"event: {event}\r\ndata: {json.dumps(data)}\r\n\r\n".encode()
+    return b"event: %s\r\ndata: %s\r\n\r\n" % (event.encode(), json_codec.dumps(data))
+

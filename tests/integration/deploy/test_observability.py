@@ -118,3 +118,11 @@ def test_json_formatter_adds_context_request_id_and_exceptions() -> None:
     assert line["message"] == "hello x"
     assert line["request_id"] == "req-9"
     assert "ValueError: boom" in line["exception"]
+
+
+def test_json_formatter_writes_what_orjson_cannot() -> None:
+    record = logging.makeLogRecord({"msg": "odd", "levelname": "INFO", "huge": 2**70,
+                                    "when": object(), "text": "café"})
+    line = json.loads(JsonFormatter().format(record))
+    assert line["huge"] == 2**70 and line["text"] == "café"
+    assert line["when"].startswith("<object object")

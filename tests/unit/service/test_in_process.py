@@ -54,3 +54,18 @@ async def test_what_http_would_refuse_is_refused_and_not_retried(tmp_path: Path)
         ):
             result = await handler(bad, {})
             assert result.status == 400 and not result.ok and not result.transient
+
+
+async def test_odd_values_are_encoded_as_over_http(tmp_path: Path) -> None:
+    # The poster sends NaN as null (app/json_codec.py); the in-process path must store the
+    # same body rather than refuse what HTTP delivery would have landed.
+    backend = create_backend_app(Settings(_env_file=None, data_dir=tmp_path), api_key="k")
+    async with backend.router.lifespan_context(backend):
+        handler = in_process_handlers(backend)["/log-request"]
+        odd = {**BODY, "parameters": {"temperature": float("nan"), "seed": 2**70}}
+        result = await handler(odd, {"Idempotency-Key": "odd"})
+        assert result.status == 201
+        stored = backend.state.store.read_sync(
+            lambda c: get_request(c, request_id=result.body["id"])
+        )
+        assert stored["parameters"] == {"temperature": None, "seed": 2**70}
