@@ -14,12 +14,12 @@ Choices the contract leaves open:
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from app import json_codec
 from app.backend.api._http import authenticated_body, parse_object, store_of, utcnow, validate
 from app.backend.api.schemas import LogRequestBody, TrackRequestBody
 from app.backend.errors import BadRequest
@@ -67,8 +67,9 @@ async def ingest_log(store: Store, payload: Any, idempotency_key: str | None) ->
     The body goes through the same JSON checks and validation as over HTTP; BadRequest
     (an ApiError) for what the route would answer 400.
     """
-    raw = json.dumps(payload, default=str).encode()
-    body = validate(LogRequestBody, parse_object(raw))
+    # Encoded as the HTTP path's poster encodes it (app.json_codec), so both paths accept and
+    # refuse the same bodies.
+    body = validate(LogRequestBody, parse_object(json_codec.dumps(payload)))
     return await store_log(store, body, idempotency_key)
 
 
@@ -80,17 +81,10 @@ async def store_log(
     version_id: int | None = None
     blueprint: Any = None
     if body.prompt_id is not None or body.prompt_name:
-        # Resolve on the reader pool: keeps the single writer busy only with inserts.
-        def resolve(c: Any) -> tuple[int | None, Any]:
-            found = resolve_prompt_link(
-                c,
-                prompt_id=body.prompt_id,
-                prompt_name=body.prompt_name,
-                version=body.prompt_version_number,
-            )
-            return found, version_blueprint(c, version_id=found)
-
-        version_id, blueprint = await store.read(resolve)
+        version_id, blueprint = await _prompt_link(
+            store, prompt_id=body.prompt_id, prompt_name=body.prompt_name,
+            version=body.prompt_version_number,
+        )
     values = {
         "kind": "log",
         "provider": body.provider,
@@ -127,6 +121,28 @@ async def store_log(
         "error_type": body.error_type,
         "error_message": body.error_message,
     }
+
+
+async def _prompt_link(
+    store: Store, *, prompt_id: int | None, prompt_name: str | None, version: int | None
+) -> tuple[int | None, Any]:
+    """(version id, blueprint) of a log's prompt fields; (None, None) when they don't resolve."""
+    # The id wins over the name when both are sent (resolve_prompt_link).
+    key = (prompt_id, None if prompt_id is not None else prompt_name, version) \
+        if version is not None else None
+    if key is not None and (known := store.prompt_links.get(key)) is not None:
+        return known
+
+    # Resolve on the reader pool: keeps the single writer busy only with inserts.
+    def resolve(c: Any) -> tuple[int | None, Any]:
+        found = resolve_prompt_link(c, prompt_id=prompt_id, prompt_name=prompt_name,
+                                    version=version)
+        return found, version_blueprint(c, version_id=found)
+
+    version_id, blueprint = await store.read(resolve)
+    if key is not None and version_id is not None:
+        store.prompt_links.put(key, version_id, blueprint)
+    return version_id, blueprint
 
 
 def _usage(response: Any) -> tuple[int, int]:

@@ -9,6 +9,7 @@ from typing import TypeVar
 
 import sqlalchemy as sa
 
+from app.backend.store._links import PromptLinks
 from app.backend.store._writer import WriterThread
 from app.backend.store.engine import make_engine, migrate
 
@@ -23,6 +24,7 @@ class Store:
     def __init__(self, engine: sa.Engine, *, readers: int = 4) -> None:
         self.engine = engine
         self._writer = WriterThread(engine)
+        self.prompt_links = PromptLinks()
         self._readers = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="backend-read")
         self._writer.start()
 

@@ -13,6 +13,7 @@ after the commit, so an answer always describes durable data.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import threading
@@ -36,6 +37,11 @@ class _Job:
     loop: asyncio.AbstractEventLoop
     result: Any = None
     error: BaseException | None = None
+
+
+def _settle_all(jobs: list[_Job]) -> None:
+    for job in jobs:
+        _settle(job)
 
 
 def _settle(job: _Job) -> None:
@@ -103,8 +109,15 @@ class WriterThread:
             for job in batch:
                 job.result, job.error = None, None
                 self._commit(connection, [job])
+        # One wake-up per event loop for the whole batch, not one per call: every
+        # call_soon_threadsafe writes to the loop's self-pipe.
+        by_loop: dict[asyncio.AbstractEventLoop, list[_Job]] = {}
         for job in batch:
-            job.loop.call_soon_threadsafe(_settle, job)
+            by_loop.setdefault(job.loop, []).append(job)
+        for loop, jobs in by_loop.items():
+            # A closed loop raises RuntimeError: nobody waits for those answers any more.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_settle_all, jobs)
 
     @staticmethod
     def _commit(connection: sa.Connection, batch: list[_Job]) -> bool:

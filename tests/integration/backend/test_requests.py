@@ -201,3 +201,27 @@ def test_track_request(backend: Backend, name: str, pl: PromptLayer) -> None:
     assert (row["input_tokens"], row["output_tokens"], row["parameters"]) == (3, 4, {"n": 1})
     assert (row["prompt_version_id"], row["group_id"]) == (published["prompt_version_id"], group)
     assert row["tags"] == ["legacy"]
+
+
+def test_prompt_links_follow_the_registry(pl: PromptLayer, backend: Backend, name: str) -> None:
+    # Links are remembered per store (app/backend/store/_links.py): what is remembered must
+    # never differ from what a fresh lookup would find.
+    early = pl.log_request(**log_body(prompt_name=name, prompt_version_number=1))
+    first = pl.templates.publish({"prompt_name": name, "prompt_template": chat("a")})
+    by_name = [pl.log_request(**log_body(prompt_name=name, prompt_version_number=1))
+               for _ in range(2)]
+    latest_before = pl.log_request(**log_body(prompt_name=name))
+    pl.templates.publish({"prompt_name": name, "prompt_template": chat("b")})
+    latest_after = pl.log_request(**log_body(prompt_name=name))
+    v2_by_id = pl.log_request(**log_body(prompt_id=first["id"], prompt_version_number=2))
+    v2_by_name = pl.log_request(**log_body(prompt_name=name, prompt_version_number=2))
+    # An id wins over a name: a wrong name beside a known id still links by the id.
+    id_wins = pl.log_request(**log_body(prompt_id=first["id"], prompt_name=name + "-x",
+                                        prompt_version_number=1))
+    v1 = first["prompt_version_id"]
+    links = [stored(backend, r["id"])["prompt_version_id"]
+             for r in (early, *by_name, latest_before, latest_after, v2_by_id, v2_by_name,
+                       id_wins)]
+    assert links == [None, v1, v1, v1, v1 + 1, v1 + 1, v1 + 1, v1]
+    assert by_name[1]["prompt_version"] == by_name[0]["prompt_version"]
+    assert by_name[1]["prompt_version"]["messages"][-1]["content"][0]["text"] == "a"
