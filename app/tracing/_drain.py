@@ -2,8 +2,10 @@
 
 All file I/O runs on one thread (the spool is not thread-safe, and a single thread keeps the
 append order). While anything is spooled the delivery is "backlogged": new logs join the
-spool behind the old ones instead of racing them, so PromptLayer receives them in order and a
-server that is down is probed by one request at a time, not by every worker.
+spool behind the old ones instead of racing them, so PromptLayer receives them batch by batch
+in spool order, and a server that is down is probed by one request at a time, not by every
+worker. The posts of one batch run concurrently (a backlog drains at many logs per round
+trip), so within a batch the order in which they land is not fixed.
 """
 
 from __future__ import annotations
@@ -150,7 +152,11 @@ class SpoolDrain:
     async def _post(self, record: SpoolRecord) -> tuple[int | None, bool]:
         result = await self._poster.post(
             "/log-request", record.body, headers={"Idempotency-Key": record.key},
-            what=f"spooled log {record.key}", budget=0.0,
+            what=f"spooled log {record.key}",
+            # One whole attempt: a budget of 0 would cut each phase at 50 ms, and a backend busy
+            # with the backlog would then "fail" every post of the batch, again and again. No
+            # retries: the drain backs off and probes with one record, keeping the spool order.
+            budget=self._poster.attempt_timeout, retry=False,
         )
         if not result.ok:
             return None, result.transient

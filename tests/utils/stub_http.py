@@ -36,6 +36,7 @@ class Answer:
     status: int
     json: Any = None
     headers: Mapping[str, str] = field(default_factory=dict)
+    delay: float = 0.0  # seconds before the answer is written (a slow but live server)
 
 
 DROP = "drop"
@@ -89,6 +90,8 @@ async def stub_server(handler: Handler) -> AsyncIterator[StubServer]:
                 if answer == STALL:
                     await asyncio.sleep(3600)
                 assert isinstance(answer, Answer)
+                if answer.delay:
+                    await asyncio.sleep(answer.delay)
                 body = b"" if answer.json is None else json.dumps(answer.json).encode()
                 reason = HTTPStatus(answer.status).phrase
                 head = [f"HTTP/1.1 {answer.status} {reason}", "Content-Type: application/json",

@@ -9,14 +9,17 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from app.tracing import LogDelivery
+from app.tracing._drain import SpoolDrain
+from app.tracing._poster import Poster
 from tests.utils.stub_http import DROP, Answer, Received, stub_server
 
 
 class Switchable:
     """A PromptLayer stand-in: down (connections dropped unanswered) or up (201, stable id)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, delay: float = 0.0) -> None:
         self.up = False
+        self.delay = delay
         self.received: list[str] = []
         self.ids: dict[str, int] = {}
 
@@ -26,7 +29,7 @@ class Switchable:
         key = request.headers["idempotency-key"]
         self.received.append(key)
         self.ids.setdefault(key, len(self.ids) + 1)  # the backend dedupes by key
-        return Answer(201, {"id": self.ids[key]})
+        return Answer(201, {"id": self.ids[key]}, delay=self.delay)
 
 
 @contextlib.asynccontextmanager
@@ -65,8 +68,69 @@ async def test_undeliverable_logs_are_spooled_then_delivered_in_order(tmp_path: 
         assert stats["spool_pending"] == 6 and stats["failed_attempts_total"] > 0
         server.up = True
         await _until(lambda: delivery.stats()["spool_pending"] == 0)
-        assert list(dict.fromkeys(server.received)) == [f"k{i}" for i in range(6)]
+        # The probe (the oldest log, alone) lands first; the next batch holds the rest.
+        assert server.received[0] == "k0"
+        assert sorted(server.received) == [f"k{i}" for i in range(6)]  # each sent once
         assert delivery.request_id_for_run("root-3") == server.ids["k3"]
+        await delivery.aclose()
+
+
+def _poster(url: str) -> Poster:
+    return Poster(base_url=url, api_key="k", attempt_timeout=1.0, backoff_initial=0.01,
+                  backoff_max=0.05, max_connections=4)
+
+
+async def test_a_post_without_retry_makes_one_attempt(tmp_path: Path) -> None:
+    # What the drain relies on: a batch's posts must not go on retrying after the round has
+    # failed (they would land, out of order, beside the later probe).
+    server = Switchable()
+    async with _serving(server) as url:
+        poster = _poster(url)
+        result = await poster.post("/log-request", _body(0), headers={"Idempotency-Key": "k0"},
+                                   what="log", budget=1.0, retry=False)
+        assert (result.ok, result.transient, poster.failed_attempts) == (False, True, 1)
+        retried = await poster.post("/log-request", _body(1), headers={"Idempotency-Key": "k1"},
+                                    what="log", budget=0.3)
+        assert not retried.ok and poster.failed_attempts > 2
+        await poster.aclose()
+
+
+async def test_the_drain_sends_batches_in_spool_order(tmp_path: Path) -> None:
+    server = Switchable()
+    async with _serving(server) as url:
+        poster = _poster(url)
+        landed: list[str] = []
+        drain = SpoolDrain(tmp_path, poster, batch=2, probe_max=0.05,
+                           on_landed=lambda key, body, request_id: landed.append(key))
+        await drain.start()
+        for i in range(6):
+            drain.add(f"k{i}", _body(i))
+        await _until(lambda: drain.failing)  # the server is down: the drain probes
+        server.up = True
+        await _until(lambda: drain.stats()["spool_pending"] == 0)
+        # The probe, then batches of two: order holds between batches, not within one.
+        groups = [server.received[:1], server.received[1:3], server.received[3:5],
+                  server.received[5:]]
+        assert [sorted(g) for g in groups] == [["k0"], ["k1", "k2"], ["k3", "k4"], ["k5"]]
+        assert sorted(landed) == sorted(server.received)
+        await drain.close()
+        await poster.aclose()
+
+
+async def test_the_drain_waits_for_a_slow_backend_instead_of_failing_it(tmp_path: Path) -> None:
+    # Each spooled post gets a whole attempt (attempt_timeout), not a 50 ms sliver of a zero
+    # budget: a backend that is up but slow with the backlog must not fail every post.
+    server = Switchable(delay=0.15)
+    async with _serving(server) as url:
+        delivery = _delivery(url, tmp_path, attempt_timeout=2.0)
+        await delivery.start()
+        futures = [delivery.submit(_body(i), idempotency_key=f"k{i}") for i in range(3)]
+        assert await asyncio.gather(*futures) == [None] * 3  # the server is down: spooled
+        failed = delivery.stats()["failed_attempts_total"]
+        server.up = True
+        await _until(lambda: delivery.stats()["spool_pending"] == 0)
+        assert delivery.stats()["failed_attempts_total"] == failed
+        assert sorted(server.received) == ["k0", "k1", "k2"]  # each sent once
         await delivery.aclose()
 
 
