@@ -132,9 +132,11 @@ async def run_load(
     clients: int = 8,
     stop: Callable[[], bool] | None = None,
     on_answer: Callable[[httpx.AsyncClient, dict[str, Any]], Awaitable[None]] | None = None,
+    into: LoadResult | None = None,
 ) -> LoadResult:
-    """`clients` loops POSTing /example/invoke for `seconds` (or until `stop()`)."""
-    result = LoadResult()
+    """`clients` loops POSTing /example/invoke for `seconds` (or until `stop()`); `into`
+    lets the caller watch the result while the load runs."""
+    result = into if into is not None else LoadResult()
     deadline = time.monotonic() + seconds
 
     async def client_loop(n: int) -> None:
