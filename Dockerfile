@@ -8,7 +8,7 @@ ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
 ARG LOCAL_MODEL=1
-# Options for llama.cpp's CMake build; the default tunes for the build machine's CPU.
+# Options for llama.cpp's CMake build; empty: any AVX2 CPU (scripts/install-llama.sh).
 ARG CMAKE_ARGS=""
 ENV CMAKE_ARGS=${CMAKE_ARGS} PIP_NO_CACHE_DIR=0
 RUN if [ "$LOCAL_MODEL" = "1" ]; then \

