@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench._backend import Database, backend_env, running_backend, seed, sqlalchemy_url
-from bench._procs import Server, free_port, spawn
+from bench._procs import ROOT, Server, free_port, spawn
 
 __all__ = ["VARIANTS", "Variant", "fleet", "start_variant"]
 
@@ -36,9 +36,12 @@ class Variant:
 @contextlib.contextmanager
 def start_variant(
     name: str, work: Path, *, backend_url: str | None, backend_db: Database | None,
-    kind: str | None = None,
+    kind: str | None = None, root: Path = ROOT, python_args: tuple[str, ...] = ("-m",),
 ) -> Iterator[Variant]:
-    """Start variant `name`; `backend_url=None` means embedded mode (own database)."""
+    """Start variant `name`; `backend_url=None` means embedded mode (own database).
+
+    `root` and `python_args` as for `spawn` (another checkout; a launcher instead of `-m`).
+    """
     data_dir = work / f"{name}-data"
     data_dir.mkdir(parents=True, exist_ok=True)
     env = backend_env(data_dir)
@@ -48,7 +51,7 @@ def start_variant(
     health = "/healthz" if kind.startswith("traced") else "/example/input_schema"
     port = free_port()
     with spawn(name, ["bench.serve", kind, "--port", str(port)], env=env, port=port,
-               log_dir=work, health_path=health) as server:
+               log_dir=work, health_path=health, root=root, python_args=python_args) as server:
         if backend_url is None:
             db = Database(sqlalchemy_url(data_dir, None))
             try:

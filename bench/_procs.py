@@ -59,9 +59,13 @@ def wait_until_up(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: f
 @contextlib.contextmanager
 def spawn(
     name: str, module_args: list[str], *, env: dict[str, str], port: int, log_dir: Path,
-    health_path: str = "/healthz", startup_timeout: float = 90.0,
+    health_path: str = "/healthz", startup_timeout: float = 90.0, root: Path = ROOT,
+    python_args: tuple[str, ...] = ("-m",),
 ) -> Iterator[Server]:
     """Run `python -m <module_args>` (listening on `port`) until it answers; stop it after.
+
+    It runs in `root` (another checkout, for before/after runs: its own code is imported);
+    `python_args` replaces `-m` (e.g. `-c CODE`).
 
     Output goes to a file, not a pipe: an undrained pipe freezes a server that logs every
     request (uvicorn's access log) after a few hundred requests.
@@ -70,7 +74,7 @@ def spawn(
     url = f"http://127.0.0.1:{port}"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", *module_args], cwd=ROOT, env={**os.environ, **env},
+            [sys.executable, *python_args, *module_args], cwd=root, env={**os.environ, **env},
             stdout=out, stderr=subprocess.STDOUT,
         )
     try:

@@ -16,14 +16,14 @@ from typing import Any
 
 __all__ = ["WrkResult", "post_script", "run_wrk"]
 
-# Counts answers whose JSON carries an int request id (the middleware writes
-# `"promptlayer_request_id": 123` with json.dumps' default separators).
+# Counts answers whose JSON carries an int request id (`"promptlayer_request_id":123`, with or
+# without a space: the middleware wrote json.dumps' separators before it used orjson).
 _COUNT_IDS = r"""
 local threads = {}
 function setup(thread) table.insert(threads, thread) end
 function init(args) with_id = 0; without_id = 0 end
 function response(status, headers, body)
-  if status == 200 and string.find(body, '"promptlayer_request_id": %d') then
+  if status == 200 and string.find(body, '"promptlayer_request_id":%s*%d') then
     with_id = with_id + 1
   else
     without_id = without_id + 1

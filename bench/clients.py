@@ -1,4 +1,4 @@
-"""Cost per /log-request of the HTTP client that delivers logs: httpx vs aiohttp.
+"""Cost per /log-request of the HTTP client that delivers logs: ours vs aiohttp vs httpx.
 
 Each client posts the same tracer-shaped body, `n` times with 32 in flight, to a backend
 that answers without storing (bench.apps.nostore_backend_app, its own process). Measured:
@@ -6,10 +6,12 @@ this process's CPU per request (what delivery costs the service's event loop) an
 server process's CPU per request (what the client's way of writing costs the other side).
 Then 100 posts one at a time: wall ms per log without load. Clients alternate, round by
 round.
-- `LogDelivery`: the product's delivery as shipped (aiohttp.ClientSession, limit = workers + 8;
-  httpx.AsyncClient with a pool of 100 before branch `perf`);
-- `httpx pool=100` / `httpx pool=8`: a bare httpx.AsyncClient.post loop;
-- `aiohttp limit=100`: aiohttp.ClientSession.post.
+- `LogDelivery`: the product's delivery as shipped (app.tracing._http.HttpPool, at most
+  workers + 8 connections; aiohttp before branch `transport`, httpx before branch `perf`);
+- `HttpPool max=100`: our pool's bare post loop (body encoded by orjson, as Poster does);
+- `aiohttp limit=100`: aiohttp.ClientSession.post (bench-only since branch `transport`);
+- `httpx pool=100`: a bare httpx.AsyncClient.post loop.
+Bare clients get the body encoded once by json.dumps, like the product's old Poster.
 """
 
 from __future__ import annotations
@@ -25,8 +27,10 @@ from typing import Any
 
 import aiohttp
 import httpx
+import orjson
 
 from app.tracing import LogDelivery
+from app.tracing._http import HttpPool
 from bench._backend import API_KEY, running_backend
 from bench._bodies import log_body
 from bench._procs import cpu_seconds
@@ -74,29 +78,31 @@ async def _load(post: Post, n: int, concurrency: int) -> float:
 async def _clients(url: str, body: dict[str, Any]) -> tuple[dict[str, Post], list[Any]]:
     content = json.dumps(body).encode()
     delivery = LogDelivery(base_url=url, api_key=API_KEY)
-    big = httpx.AsyncClient(headers=_HEADERS, limits=httpx.Limits(
+    client = httpx.AsyncClient(headers=_HEADERS, limits=httpx.Limits(
         max_connections=100, max_keepalive_connections=100, keepalive_expiry=30))
-    small = httpx.AsyncClient(headers=_HEADERS, limits=httpx.Limits(
-        max_connections=8, max_keepalive_connections=8, keepalive_expiry=30))
     session = aiohttp.ClientSession(headers=_HEADERS, connector=aiohttp.TCPConnector(
         limit=100, keepalive_timeout=30))
+    pool = HttpPool(url, max_connections=100, headers=_HEADERS)
 
     async def via_delivery(i: int) -> None:
         assert await delivery.submit(body, idempotency_key=f"c{time.time_ns()}-{i}")
 
-    def via_httpx(client: httpx.AsyncClient) -> Post:
-        async def post(i: int) -> None:
-            response = await client.post(url + "/log-request", content=content)
-            assert response.json()["id"]
-        return post
+    async def via_httpx(i: int) -> None:
+        response = await client.post(url + "/log-request", content=content)
+        assert response.json()["id"]
+
+    async def via_pool(i: int) -> None:
+        response = await pool.post("/log-request", orjson.dumps(body, default=str),
+                                   connect_timeout=5.0, read_timeout=5.0)
+        assert json.loads(response.body)["id"]
 
     async def via_aiohttp(i: int) -> None:
         async with session.post(url + "/log-request", data=content) as response:
             assert json.loads(await response.read())["id"]
 
-    posts = {"LogDelivery": via_delivery, "httpx pool=100": via_httpx(big),
-             "httpx pool=8": via_httpx(small), "aiohttp limit=100": via_aiohttp}
-    return posts, [delivery, big, small, session]
+    posts = {"LogDelivery": via_delivery, "HttpPool max=100": via_pool,
+             "aiohttp limit=100": via_aiohttp, "httpx pool=100": via_httpx}
+    return posts, [delivery, pool, client, session]
 
 
 async def _measure(url: str, server_pid: int, *, n: int, rounds: int) -> ClientsResult:

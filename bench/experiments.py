@@ -4,8 +4,8 @@ Not product code: they patch `LogDelivery` inside a benchmark server process onl
 - `NoHttpDelivery`: every log "lands" at once with a fake id, no HTTP at all: the cost of
   our layer minus delivery (tracer callbacks, id rewrite, LangChain callback dispatch).
 - `AiohttpDelivery`: the same POST /log-request over one aiohttp session, no retries. It
-  sized the switch from httpx to aiohttp; now that `Poster` uses aiohttp it is a
-  cross-check only (it should cost what `traced` costs).
+  sized the switch from httpx to aiohttp; `Poster` has since moved on to our own HttpPool
+  (branch `transport`), so it now shows what aiohttp would cost in its place.
 """
 
 from __future__ import annotations

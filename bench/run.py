@@ -5,7 +5,7 @@ Parts (all by default; `--only PART`, repeatable):
   overhead  Issue 3 a–c: traced /example/invoke ÷ bare LangServe, SDK references (wrk)
   latency   Issue 3 d–e: first streamed chunk, last chunk → id event, 50 ms proxy
   profile   where the traced service spends its time (py-spy)
-  clients   delivery HTTP client cost per log: httpx vs aiohttp
+  clients   delivery HTTP client cost per log: ours (HttpPool) vs aiohttp vs httpx
 `--quick` (≤ ~2 min) runs every part but `profile` with 2 short rounds and without the
 SDK references: a smoke test, not figures to quote. Every comparison runs its variants
 in the same run, alternating, because the machine (2 cores) is shared and noisy.
