@@ -37,6 +37,7 @@ def _settings(**overrides: Any) -> Settings:
 def _run(app: Any, settings: Settings, **options: Any) -> None:
     import uvicorn
 
+    from app.heap_freeze import FreezeHeapAfterStartup
     from app.observability import log_config
 
     config = log_config(level=settings.log_level, fmt=settings.log_format)
@@ -45,8 +46,10 @@ def _run(app: Any, settings: Settings, **options: Any) -> None:
     # Slow clients cost a socket and a coroutine, never a thread; keep-alive idlers are cut
     # after 5 s, and a shutdown waits at most 20 s for open requests so the lifespan can still
     # flush and spool delivery before an orchestrator's SIGKILL (see README, "Reliability").
+    # Freeze the start-up heap once started (app.heap_freeze); a factory's import string
+    # names a factory that wraps its app itself (app.serving.worker_app).
     uvicorn.run(
-        app,
+        app if isinstance(app, str) else FreezeHeapAfterStartup(app),
         host=settings.host,
         port=settings.port,
         log_config=config,

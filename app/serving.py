@@ -15,7 +15,7 @@ from typing import Any
 
 from app.config import Settings, export_to_environment
 
-__all__ = ["serve_forever", "welcome"]
+__all__ = ["serve_forever", "welcome", "worker_app"]
 
 Runner = Callable[..., None]
 
@@ -41,13 +41,22 @@ def serve_forever(settings: Settings, *, run: Runner) -> None:
             updates["metrics_dir"] = metrics_dir
             export_to_environment(updates)
             print(welcome(settings), file=sys.stderr, flush=True)
-            run("app.service:create_app", settings, factory=True, workers=settings.workers)
+            run("app.serving:worker_app", settings, factory=True, workers=settings.workers)
         else:
             from app.service import create_app
 
             app = create_app(settings.model_copy(update=updates))
             print(welcome(settings), file=sys.stderr, flush=True)
             run(app, settings)
+
+
+def worker_app() -> Any:
+    """uvicorn's factory in each worker process: the service, settings from the environment,
+    its start-up heap frozen as `_run` does for a single process (app.heap_freeze)."""
+    from app.heap_freeze import FreezeHeapAfterStartup
+    from app.service import create_app
+
+    return FreezeHeapAfterStartup(create_app())
 
 
 def welcome(settings: Settings) -> str:

@@ -66,7 +66,7 @@ def test_serve_answers_invoke_with_the_embedded_backend(tmp_path: Path) -> None:
             "OPENAI_API_KEY": "sk-test",
         }
         url = f"http://127.0.0.1:{port}"
-        with serve_in_process(["serve"], env=env, health_url=f"{url}/readyz"):
+        with serve_in_process(["serve"], env=env, health_url=f"{url}/readyz") as proc:
             response = httpx.post(
                 f"{url}/example/invoke", json={"input": {"product": "toasters"}}, timeout=30
             )
@@ -75,6 +75,7 @@ def test_serve_answers_invoke_with_the_embedded_backend(tmp_path: Path) -> None:
             key = (tmp_path / "backend_api_key").read_text().strip()
             embedded = PromptLayer(api_key=key, base_url=f"{url}/promptlayer")
             assert embedded.templates.get("example")["prompt_name"] == "example"
+        assert "start-up heap frozen" in process_output(proc)  # app.heap_freeze is wired in
 
 
 def test_a_bad_setting_stops_start_up_naming_it(tmp_path: Path) -> None:

@@ -121,3 +121,6 @@ def test_a_request_served_by_one_worker_is_scored_through_the_other(
         if e.get("logger") == "promptserve.access" and e.get("route") == "/example/invoke"
     )
     assert metric_value(text, "promptserve_feedback_total", outcome="recorded") >= 1
+    # Each worker froze its own start-up heap (app.serving.worker_app).
+    frozen = {e["pid"] for e in json_lines(log) if e.get("logger") == "app.heap_freeze"}
+    assert frozen == {pid_a, pid_b}
