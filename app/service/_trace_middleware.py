@@ -118,9 +118,12 @@ class _JsonRewriter:
         payload = json_codec.loads(raw)
         metadata = payload.get("metadata") or {}
         runs = metadata.get("responses", []) if self.endpoint == "batch" else [metadata]
-        summaries = await asyncio.gather(
-            *(self.owner.run_summary(tracer, run["run_id"]) for run in runs)
-        )
+        if len(runs) == 1:  # invoke: no task for gather to wrap the one summary in
+            summaries = [await self.owner.run_summary(tracer, runs[0]["run_id"])]
+        else:
+            summaries = await asyncio.gather(
+                *(self.owner.run_summary(tracer, run["run_id"]) for run in runs)
+            )
         for run, summary in zip(runs, summaries, strict=True):
             run.update({k: v for k, v in summary.items() if k != "run_id"})
         request_id = summaries[0]["promptlayer_request_id"] if self.endpoint == "invoke" else None

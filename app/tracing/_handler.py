@@ -78,7 +78,7 @@ class PromptLayerTracer(AsyncCallbackHandler):
     ) -> list[int | None]:
         """That root's PromptLayer request ids, in LLM-call order; None if not in time."""
         futures = list(self._requests.get(as_uuid(root_run_id), ()))
-        if futures and timeout > 0:
+        if timeout > 0 and not all(f.done() for f in futures):
             await asyncio.wait(futures, timeout=timeout)
         return [_result(f) for f in futures]
 
