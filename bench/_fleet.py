@@ -1,7 +1,8 @@
 """The servers of the Issue 3 comparisons, each in its own process, all up at once.
 
 - a `promptserve backend` (the real CLI) that every remote-mode variant logs to;
-- `bare`, `ref-sync`, `ref-async`: LangServe variants (bench.apps), template from that backend;
+- `bare`, `bare-handler`, `ref-sync`, `ref-async`: LangServe variants (bench.apps), template
+  from that backend;
 - `traced`: promptserve, logs to that backend (PROMPTLAYER_BASE_URL);
 - `embedded`: promptserve with its embedded backend (in-process, its own SQLite file).
 """
@@ -19,7 +20,7 @@ from bench._procs import ROOT, Server, free_port, spawn
 __all__ = ["VARIANTS", "Variant", "fleet", "start_variant"]
 
 VARIANTS = ("bare", "traced", "embedded", "ref-sync", "ref-async")
-_KIND = {"bare": "bare", "traced": "traced", "embedded": "traced",
+_KIND = {"bare": "bare", "bare-handler": "bare-handler", "traced": "traced", "embedded": "traced",
          "ref-sync": "ref-sync", "ref-async": "ref-async",
          "traced-nohttp": "traced-nohttp", "traced-aiohttp": "traced-aiohttp"}
 
@@ -59,7 +60,7 @@ def start_variant(
             finally:
                 db.dispose()
         else:
-            logs = kind not in ("bare", "traced-nohttp")
+            logs = kind not in ("bare", "bare-handler", "traced-nohttp")
             yield Variant(name, server, backend_db if logs else None)
 
 

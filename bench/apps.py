@@ -8,6 +8,9 @@
 - `backend-nostore`: promptserve's backend app with the store's `write` replaced by a no-op
   that answers a fake id: same routes, auth, JSON parsing, validation, prompt lookup (a read)
   and response; only the database write (and the hop to the writer thread) is gone;
+- `bare-handler`: `bare` whose `per_req_config_modifier` gives each invocation a fresh
+  no-op async handler (inline, as ours): what LangChain alone charges for any design of
+  Issue 3's shape, a handler per invocation, before the handler does anything;
 - `traced-nohttp` / `traced-aiohttp`: analysis only, see bench.experiments.
 """
 
@@ -18,8 +21,8 @@ import itertools
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from fastapi import FastAPI
-from langchain_core.callbacks import BaseCallbackHandler
+from fastapi import FastAPI, Request
+from langchain_core.callbacks import AsyncCallbackHandler, BaseCallbackHandler
 from langserve import add_routes
 from promptlayer import AsyncPromptLayer, PromptLayer
 
@@ -33,7 +36,8 @@ from bench.fake_model import FakeChatModel, fake_chat_model
 from bench.reference import AsyncSDKHandler, SyncSDKHandler
 from chains.catalog import CATALOG, build_chain, fetch_template
 
-__all__ = ["APPS", "bare_app", "nostore_backend_app", "reference_app", "traced_app"]
+__all__ = ["APPS", "bare_app", "bare_handler_app", "nostore_backend_app", "reference_app",
+           "traced_app"]
 
 EXAMPLE = CATALOG[0]
 
@@ -52,6 +56,24 @@ def bare_app(settings: Settings) -> FastAPI:
     """Bare LangServe serving the example chain."""
     app = FastAPI()
     add_routes(app, _example_chain(settings, None), path=EXAMPLE.path)
+    return app
+
+
+class _NoopHandler(AsyncCallbackHandler):
+    """Handles nothing; inline like PromptLayerTracer, so dispatch costs the same."""
+
+    run_inline = True
+
+
+def bare_handler_app(settings: Settings) -> FastAPI:
+    """Bare LangServe plus a fresh no-op handler per invocation (per_req_config_modifier)."""
+
+    def modifier(config: dict[str, Any], request: Request) -> dict[str, Any]:
+        return {**config, "callbacks": [_NoopHandler()]}
+
+    app = FastAPI()
+    add_routes(app, _example_chain(settings, None), path=EXAMPLE.path,
+               per_req_config_modifier=modifier)
     return app
 
 
@@ -102,6 +124,7 @@ def nostore_backend_app(settings: Settings) -> FastAPI:
 
 APPS: dict[str, Callable[[Settings], FastAPI]] = {
     "bare": bare_app,
+    "bare-handler": bare_handler_app,
     "ref-sync": lambda s: reference_app(s, use_async=False),
     "ref-async": lambda s: reference_app(s, use_async=True),
     "traced": traced_app,

@@ -32,7 +32,7 @@ from bench.overhead import run_overhead
 from bench.profile import run_profile
 
 PARTS = ("ingest", "overhead", "latency", "profile", "clients")
-ANALYSIS = ("traced-nohttp", "traced-aiohttp")
+ANALYSIS = ("bare-handler", "traced-nohttp", "traced-aiohttp")
 
 
 @dataclass(frozen=True)
