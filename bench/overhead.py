@@ -7,11 +7,19 @@ carrying an int `promptlayer_request_id`. Around each round the rows in the data
 variant logs to are counted, so "every request logged and its id returned" is checked,
 not assumed: with-id answers = completed requests, stored rows ≥ completed requests (at
 most 32 more: requests in flight when wrk stopped are still served and logged).
+
+`pin=True` (`bench.run --pin`) gives the server under test CPU 0 to itself and puts wrk
+and the shared backend on CPU 1, as if PromptLayer and the clients ran elsewhere: on two
+cores, unpinned, a traced server competes with its backend and wrk for CPU that bare
+LangServe has to itself, so the unpinned ratio also measures co-location.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +49,7 @@ class _Totals:
 class OverheadResult:
     """Per-variant rounds."""
 
+    pinned: bool = False
     rps: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     p50: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     # CPU ms per completed request: the variant's process, and the shared backend's.
@@ -58,7 +67,8 @@ class OverheadResult:
     def lines(self) -> list[str]:
         """Human-readable report."""
         out = [f"invoke throughput, {_CONNECTIONS} connections, "
-               f"{len(self.rps['bare'])} rounds (req/s median [min–max])"]
+               f"{len(self.rps['bare'])} rounds (req/s median [min–max])"
+               + (", pinned: server CPU 0, wrk + backend CPU 1" if self.pinned else "")]
         for name in self.rps:
             t = self.totals[name]
             ratio = f"  ÷ bare {spread(self.ratios[name])}" if name != "bare" else ""
@@ -97,13 +107,37 @@ def _round(variant: Variant, backend: Server, script: Path, seconds: float) -> _
     return _Round(out, stored, used[0] * 1000 / served, used[1] * 1000 / served)
 
 
+def _pin(pid: int, cpus: set[int]) -> None:
+    """Every thread of `pid` onto `cpus` (threads started later inherit it)."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(ProcessLookupError):
+            os.sched_setaffinity(int(tid), cpus)
+
+
+@contextlib.contextmanager
+def _pinned(servers: list[Server], backend: Server) -> Iterator[None]:
+    """Servers on CPU 0; the backend and this process (so wrk) on CPU 1; undone after."""
+    mine = os.sched_getaffinity(0)
+    for server in servers:
+        _pin(server.pid, {0})
+    _pin(backend.pid, {1})
+    os.sched_setaffinity(0, {1})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, mine)
+
+
 def run_overhead(
     work: Path, *, rounds: int, seconds: float, names: tuple[str, ...] = VARIANTS,
+    pin: bool = False,
 ) -> OverheadResult:
-    """Run every variant `rounds` times for `seconds` each."""
-    result = OverheadResult()
+    """Run every variant `rounds` times for `seconds` each (`pin`: see the module doc)."""
+    result = OverheadResult(pinned=pin)
     script = post_script(work / "invoke.lua", body=INVOKE_BODY, headers={}, count_ids=True)
-    with fleet(work, names) as (backend, variants):
+    with fleet(work, names) as (backend, variants), contextlib.ExitStack() as stack:
+        if pin:
+            stack.enter_context(_pinned([v.server for v in variants.values()], backend))
         for variant in variants.values():
             run_wrk(variant.server.url + "/example/invoke", script, seconds=min(2.0, seconds))
         order = list(names)

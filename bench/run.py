@@ -9,12 +9,15 @@ Parts (all by default; `--only PART`, repeatable):
 `--quick` (≤ ~2 min) runs every part but `profile` with 2 short rounds and without the
 SDK references: a smoke test, not figures to quote. Every comparison runs its variants
 in the same run, alternating, because the machine (2 cores) is shared and noisy.
+`--pin` runs `overhead` with the server under test alone on CPU 0 (wrk and the backend on
+CPU 1; bench.overhead says why); `--rounds N` overrides the plan's rounds.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import os
 import platform
 import shutil
@@ -49,6 +52,7 @@ class Plan:
     client_rounds: int
     databases: tuple[str, ...] = ("sqlite", "postgresql")
     variants: tuple[str, ...] = VARIANTS + ANALYSIS
+    pin: bool = False
 
 
 FULL = Plan(rounds=3, seconds=10, overhead_seconds=8, samples=200, proxied=40, profile_seconds=10,
@@ -72,7 +76,7 @@ def _parts(plan: Plan, work: Path) -> dict[str, Callable[[], list[str]]]:
     return {
         "ingest": ingest,
         "overhead": lambda: run_overhead(work, rounds=plan.rounds, seconds=plan.overhead_seconds,
-                                         names=plan.variants).lines(),
+                                         names=plan.variants, pin=plan.pin).lines(),
         "latency": lambda: run_latency(work, samples=plan.samples,
                                        proxied_samples=plan.proxied).lines(),
         "profile": profile,
@@ -89,8 +93,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="short smoke run (≤ ~2 min)")
     parser.add_argument("--out", type=Path, help="also write the report to this file")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
+    parser.add_argument("--pin", action="store_true",
+                        help="overhead: server under test on CPU 0, wrk and backend on CPU 1")
+    parser.add_argument("--rounds", type=int, help="overhead/ingest rounds (default: the plan's)")
     args = parser.parse_args()
     plan = QUICK if args.quick else FULL
+    plan = dataclasses.replace(plan, pin=args.pin, rounds=args.rounds or plan.rounds)
     chosen = args.only or [p for p in PARTS if not (args.quick and p == "profile")]
     header = [f"promptserve bench ({'quick' if args.quick else 'full'}) "
               f"{time.strftime('%Y-%m-%d %H:%M:%S')}, {platform.python_version()}, "
