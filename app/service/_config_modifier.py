@@ -31,7 +31,7 @@ def tracing_config_modifier(
         # Batch calls the modifier once per config; one tracer serves the whole request.
         if trace.tracer is None:
             served = runtime.current(chain_name)
-            endpoint = endpoint_of(request.url.path)
+            endpoint = endpoint_of(request.scope["path"])  # not request.url: builds a URL
             trace.tracer = PromptLayerTracer(
                 delivery,
                 tags=route_tags(
