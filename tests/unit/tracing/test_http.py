@@ -405,20 +405,14 @@ async def test_reset_mid_answer_fails_and_the_connection_is_not_reused() -> None
         assert server.connections == 2
 
 
-async def test_truncated_body_fails() -> None:
+@pytest.mark.parametrize("truncated", [
+    b"HTTP/1.1 201 Created\r\nContent-Length: 10\r\n\r\n12345",
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nab",
+], ids=["content-length", "chunked"])
+async def test_truncated_body_fails(truncated: bytes) -> None:
     async def short(index: int, reader: Reader, writer: Writer) -> None:
         await read_request(reader)
-        writer.write(b"HTTP/1.1 201 Created\r\nContent-Length: 10\r\n\r\n12345")
-
-    async with raw_server(short) as server, pool_for(server.url) as pool:
-        with pytest.raises(TransportError):
-            await pool.post("/", b"", **TIMEOUTS)
-
-
-async def test_truncated_chunked_body_fails() -> None:
-    async def short(index: int, reader: Reader, writer: Writer) -> None:
-        await read_request(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nab")
+        writer.write(truncated)
 
     async with raw_server(short) as server, pool_for(server.url) as pool:
         with pytest.raises(TransportError):
