@@ -8,7 +8,7 @@ Then 100 posts one at a time: wall ms per log without load. Clients alternate, r
 round.
 - `LogDelivery`: the product's delivery as shipped (app.tracing._http.HttpPool, at most
   workers + 8 connections; aiohttp before branch `transport`, httpx before branch `perf`);
-- `HttpPool max=100`: our pool's bare post loop (body encoded by orjson, as Poster does);
+- `HttpPool max=100`: our pool's bare post loop (body encoded by app.json_codec, as Poster does);
 - `aiohttp limit=100`: aiohttp.ClientSession.post (bench-only since branch `transport`);
 - `httpx pool=100`: a bare httpx.AsyncClient.post loop.
 Bare clients get the body encoded once by json.dumps, like the product's old Poster.
@@ -27,8 +27,8 @@ from typing import Any
 
 import aiohttp
 import httpx
-import orjson
 
+from app import json_codec
 from app.tracing import LogDelivery
 from app.tracing._http import HttpPool
 from bench._backend import API_KEY, running_backend
@@ -92,7 +92,7 @@ async def _clients(url: str, body: dict[str, Any]) -> tuple[dict[str, Post], lis
         assert response.json()["id"]
 
     async def via_pool(i: int) -> None:
-        response = await pool.post("/log-request", orjson.dumps(body, default=str),
+        response = await pool.post("/log-request", json_codec.dumps(body),
                                    connect_timeout=5.0, read_timeout=5.0)
         assert json.loads(response.body)["id"]
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping
@@ -171,7 +170,7 @@ class Poster:
 def _json(raw: bytes) -> Any:
     """The parsed body, or None when a 2xx answer is not JSON (callers then find no id)."""
     try:
-        return json.loads(raw)
+        return json_codec.loads(raw)
     except ValueError:
         return None
 
