@@ -94,4 +94,3 @@ def log_config(*, level: str, fmt: str) -> dict[str, Any]:
             "httpx2": {"level": "WARNING"},
         },
     }
-

@@ -175,4 +175,3 @@ def _id_event(endpoint: str, summary: dict[str, Any]) -> bytes:
 
 def _sse(event: str, data: dict[str, Any]) -> bytes:
     return b"event: %s\r\ndata: %s\r\n\r\n" % (event.encode(), json_codec.dumps(data))
-
