@@ -25,6 +25,8 @@ __all__ = [
     "authenticated_body",
     "check_header_key",
     "check_text",
+    "may_hold_unstorable",
+    "refuse_unstorable",
     "store_of",
     "utcnow",
     "validate",
@@ -51,8 +53,12 @@ def check_header_key(request: Request) -> None:
         raise Unauthorized("missing or invalid API key (send the X-API-KEY header)")
 
 
-async def authenticated_body(request: Request) -> dict[str, Any]:
-    """The JSON object body, after checking the key in X-API-KEY or the body's `api_key`."""
+async def authenticated_body(request: Request, *, whole: bool = True) -> dict[str, Any]:
+    """The JSON object body, after checking the key in X-API-KEY or the body's `api_key`.
+
+    `whole=False` leaves the NUL/surrogate check to the caller, for bodies holding parts
+    that are accepted or refused one by one (the log batch).
+    """
     expected = api_key_of(request)
     header_ok = _matches(request.headers.get("x-api-key"), expected)
     raw = await request.body()
@@ -62,7 +68,8 @@ async def authenticated_body(request: Request) -> dict[str, Any]:
         if not header_ok:
             raise Unauthorized("missing or invalid API key") from exc
         raise _invalid_json(exc) from exc
-    _refuse_unstorable(raw, body)
+    if whole:
+        _refuse_unstorable(raw, body)
     if not header_ok and not (isinstance(body, dict) and _matches(body.get("api_key"), expected)):
         raise Unauthorized("missing or invalid API key (X-API-KEY header or body api_key)")
     return _require_object(body)
@@ -93,7 +100,18 @@ def _invalid_json(exc: Exception) -> BadRequest:
 def _refuse_unstorable(raw: bytes, body: Any) -> None:
     # Databases cannot store NUL or lone surrogates in text (PostgreSQL refuses NUL; UTF-8
     # cannot encode a lone surrogate): a cheap byte test first, the exact walk only if needed.
-    if _SUSPECT_ESCAPE.search(raw) and _has_bad_char(body):
+    if may_hold_unstorable(raw):
+        refuse_unstorable(body)
+
+
+def may_hold_unstorable(raw: bytes) -> bool:
+    """Whether a raw body may hold NUL or a lone surrogate (cheap; False is certain)."""
+    return _SUSPECT_ESCAPE.search(raw) is not None
+
+
+def refuse_unstorable(value: Any) -> None:
+    """BadRequest if `value` holds NUL or a lone surrogate anywhere."""
+    if _has_bad_char(value):
         raise BadRequest("request body must not contain NUL or unpaired surrogate characters")
 
 

@@ -10,19 +10,40 @@ Choices the contract leaves open:
   rather than refusing the log, for the same reason.
 - `Idempotency-Key` (our extension): a repeat with the same key answers the first id (201)
   and stores nothing new, so a retried delivery cannot duplicate a request.
+- `POST /log-request/batch` (our extension): up to 1,000 /log-request bodies, each with its
+  idempotency key, in one call. Each log is checked and stored as /log-request would, and
+  answered on its own with what /log-request would answer (`{"status_code", "body"}`), in
+  order: one bad log never refuses the others. Only a bad envelope (not a JSON object, no
+  `requests` list, too many) refuses the whole call. A delivery client sending many logs at
+  once pays one HTTP exchange instead of one per log (BENCHMARKS.md, "Batched delivery").
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from app import json_codec
-from app.backend.api._http import authenticated_body, parse_object, store_of, utcnow, validate
-from app.backend.api.schemas import LogRequestBody, TrackRequestBody
-from app.backend.errors import BadRequest
+from app.backend.api._http import (
+    authenticated_body,
+    may_hold_unstorable,
+    parse_object,
+    refuse_unstorable,
+    store_of,
+    utcnow,
+    validate,
+)
+from app.backend.api.schemas import (
+    LogBatchEntry,
+    LogRequestBatchBody,
+    LogRequestBody,
+    TrackRequestBody,
+)
+from app.backend.errors import ApiError, BadRequest
 from app.backend.store.requests import (
     group_exists,
     insert_request,
@@ -33,7 +54,7 @@ from app.backend.store.requests import (
 if TYPE_CHECKING:
     from app.backend.store import Store
 
-__all__ = ["ingest_log", "router", "store_log"]
+__all__ = ["ingest_log", "ingest_log_batch", "router", "store_log"]
 
 router = APIRouter()
 
@@ -61,6 +82,41 @@ async def log_request(request: Request) -> JSONResponse:
     return JSONResponse(answer, status_code=201)
 
 
+@router.post("/log-request/batch")
+async def log_request_batch(request: Request) -> JSONResponse:
+    """Store many logs; one result per log, in order (200 unless the envelope is bad)."""
+    batch = validate(LogRequestBatchBody, await authenticated_body(request, whole=False))
+    # Unstorable characters refuse only the log holding them (a cheap test of the raw
+    # bytes first; `request.body()` is cached).
+    suspect = may_hold_unstorable(await request.body())
+    results = await _store_each(store_of(request), batch.requests, check_chars=suspect)
+    return JSONResponse({"results": results})
+
+
+async def ingest_log_batch(store: Store, payload: Any) -> list[dict[str, Any]]:
+    """What POST /log-request/batch answers in `results`, for a caller in this process."""
+    batch = validate(LogRequestBatchBody, parse_object(json_codec.dumps(payload)))
+    return await _store_each(store, batch.requests, check_chars=True)
+
+
+async def _store_each(
+    store: Store, entries: Sequence[LogBatchEntry], *, check_chars: bool
+) -> list[dict[str, Any]]:
+    async def one(entry: LogBatchEntry) -> dict[str, Any]:
+        try:
+            if check_chars:
+                refuse_unstorable(entry.body)
+            body = validate(LogRequestBody, entry.body)
+            answer = await store_log(store, body, entry.idempotency_key)
+        except ApiError as error:
+            return {"status_code": error.status, "body": {"message": error.message}}
+        return {"status_code": 201, "body": answer}
+
+    # Concurrently, so the single writer commits the whole batch in one transaction. A
+    # store failure fails the call (500): the client re-sends, and the keys dedupe.
+    return list(await asyncio.gather(*(one(entry) for entry in entries)))
+
+
 async def ingest_log(store: Store, payload: Any, idempotency_key: str | None) -> dict[str, Any]:
     """What POST /log-request does, for a caller in the same process (no HTTP, no key).
 
@@ -82,7 +138,9 @@ async def store_log(
     blueprint: Any = None
     if body.prompt_id is not None or body.prompt_name:
         version_id, blueprint = await _prompt_link(
-            store, prompt_id=body.prompt_id, prompt_name=body.prompt_name,
+            store,
+            prompt_id=body.prompt_id,
+            prompt_name=body.prompt_name,
             version=body.prompt_version_number,
         )
     values = {
@@ -128,15 +186,19 @@ async def _prompt_link(
 ) -> tuple[int | None, Any]:
     """(version id, blueprint) of a log's prompt fields; (None, None) when they don't resolve."""
     # The id wins over the name when both are sent (resolve_prompt_link).
-    key = (prompt_id, None if prompt_id is not None else prompt_name, version) \
-        if version is not None else None
+    key = (
+        (prompt_id, None if prompt_id is not None else prompt_name, version)
+        if version is not None
+        else None
+    )
     if key is not None and (known := store.prompt_links.get(key)) is not None:
         return known
 
     # Resolve on the reader pool: keeps the single writer busy only with inserts.
     def resolve(c: Any) -> tuple[int | None, Any]:
-        found = resolve_prompt_link(c, prompt_id=prompt_id, prompt_name=prompt_name,
-                                    version=version)
+        found = resolve_prompt_link(
+            c, prompt_id=prompt_id, prompt_name=prompt_name, version=version
+        )
         return found, version_blueprint(c, version_id=found)
 
     version_id, blueprint = await store.read(resolve)

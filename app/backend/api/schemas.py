@@ -14,7 +14,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 __all__ = [
+    "MAX_LOG_BATCH",
     "GetTemplateBody",
+    "LogRequestBatchBody",
     "LogRequestBody",
     "PublishBody",
     "TrackGroupBody",
@@ -149,6 +151,23 @@ class LogRequestBody(_Body):
     )
     error_type: str | None = None
     error_message: str | None = None
+
+
+MAX_LOG_BATCH = 1000
+
+
+class LogBatchEntry(_Body):
+    """One log of a batch: a /log-request body and the Idempotency-Key it would carry."""
+
+    idempotency_key: Annotated[str, StringConstraints(min_length=1, max_length=256)] | None = None
+    # Validated as a LogRequestBody on its own, so one bad log never refuses the others.
+    body: dict[str, Any]
+
+
+class LogRequestBatchBody(_Body):
+    """POST /log-request/batch (our extension): many logs in one call."""
+
+    requests: Annotated[list[LogBatchEntry], Field(max_length=MAX_LOG_BATCH)]
 
 
 class TrackRequestBody(_Body):

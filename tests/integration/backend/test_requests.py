@@ -225,3 +225,57 @@ def test_prompt_links_follow_the_registry(pl: PromptLayer, backend: Backend, nam
     assert links == [None, v1, v1, v1, v1 + 1, v1 + 1, v1 + 1, v1]
     assert by_name[1]["prompt_version"] == by_name[0]["prompt_version"]
     assert by_name[1]["prompt_version"]["messages"][-1]["content"][0]["text"] == "a"
+
+
+def _batch(backend: Backend, payload: object, **headers: str) -> httpx.Response:
+    return httpx.post(f"{backend.url}/log-request/batch", json=payload,
+                      headers={"X-API-KEY": API_KEY, **headers})
+
+
+def test_log_request_batch_answers_each_log_as_log_request_would(backend: Backend) -> None:
+    key = f"batch-{time.time_ns()}"
+    entries = [
+        {"idempotency_key": f"{key}-a", "body": log_body(tags=["a"])},
+        {"idempotency_key": f"{key}-b", "body": log_body(model=7)},  # not a string
+        {"body": log_body(tags=["c"], status="ERROR", error_message="boom")},
+        {"idempotency_key": f"{key}-d", "body": log_body(input="hi\u0000")},  # NUL
+    ]
+    response = _batch(backend, {"requests": entries})
+    assert response.status_code == 200
+    a, b, c, d = response.json()["results"]
+    assert a["status_code"] == c["status_code"] == 201
+    assert a["body"].keys() == {"id", "prompt_version", "status", "error_type", "error_message"}
+    assert c["body"]["status"] == "ERROR"
+    assert b == {"status_code": 400, "body": {"message": "model: Input should be a valid string"}}
+    assert d["status_code"] == 400 and "NUL" in d["body"]["message"]
+    assert stored(backend, a["body"]["id"])["tags"] == ["a"]
+    assert stored(backend, c["body"]["id"])["error_message"] == "boom"
+
+
+def test_log_request_batch_keys_dedupe_within_and_across_calls(backend: Backend) -> None:
+    key = f"batch-dedupe-{time.time_ns()}"
+    single = httpx.post(f"{backend.url}/log-request", json=log_body(),
+                        headers={"X-API-KEY": API_KEY, "Idempotency-Key": key})
+    entry = {"idempotency_key": key, "body": log_body(tags=["again"])}
+    again = _batch(backend, {"requests": [entry, entry]}).json()["results"]
+    assert {r["body"]["id"] for r in again} == {single.json()["id"]}
+    count = backend.read(lambda c: c.scalar(
+        sa.select(sa.func.count()).select_from(requests_table)
+        .where(requests_table.c.idempotency_key == key)))
+    assert count == 1
+
+
+def test_log_request_batch_refuses_a_bad_envelope_as_a_whole(backend: Backend) -> None:
+    one = {"body": log_body()}
+    for payload, fragment in [
+        ([one], "JSON object"),
+        ({}, "requests"),
+        ({"requests": [{"idempotency_key": "", "body": log_body()}]}, "idempotency_key"),
+        ({"requests": [one] * 1001}, "requests"),
+    ]:
+        response = _batch(backend, payload)
+        assert response.status_code == 400, payload
+        assert fragment in response.json()["message"]
+    assert _batch(backend, {"requests": []}).json() == {"results": []}
+    unauthorized = httpx.post(f"{backend.url}/log-request/batch", json={"requests": [one]})
+    assert unauthorized.status_code == 401
