@@ -111,6 +111,15 @@ class Settings(BaseSettings):
     delivery_queue_size: int = Field(
         default=10_000, gt=0, description="Logs held in memory before new ones go to the spool."
     )
+    delivery_batch_max: int = Field(
+        default=100,
+        ge=1,
+        le=1000,
+        description="Most logs one post to /log-request/batch carries (1: no batches).",
+    )
+    delivery_batch_posts: int = Field(
+        default=4, ge=1, le=64, description="Batch posts in flight at once; logs queue behind."
+    )
 
     @field_validator("api_keys", mode="before")
     @classmethod

@@ -55,6 +55,8 @@ async def start_delivery(
         spool_dir=settings.spool_dir,
         wait_budget=settings.log_wait_seconds,
         queue_size=settings.delivery_queue_size,
+        batch_max=settings.delivery_batch_max,
+        batch_posts=settings.delivery_batch_posts,
     )
     # Closing flushes what is in flight (bounded) and spools the rest: SIGTERM loses nothing.
     stack.push_async_callback(delivery.aclose, _FLUSH_SECONDS)

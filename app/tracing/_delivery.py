@@ -2,6 +2,11 @@
 
 `submit` only schedules work and returns a future, so LangChain callbacks never wait on I/O.
 Each log becomes a `_LogItem` in a bounded queue served by a fixed set of worker tasks.
+Batching: while at most `batch_posts` posts are in flight, the logs that queue up meanwhile
+go together in the next one, to `/log-request/batch` (our backend's extension: one HTTP
+exchange instead of one per log, BENCHMARKS.md "Batched delivery"). A log alone goes to
+`/log-request` as before, so a quiet service sends exactly what the SDK sends. A backend
+without the batch route (404/405, hosted PromptLayer) turns batching off for good.
 Without a spool a worker retries a log for `total_budget` seconds. With a spool (the service
 always has one) a log not delivered within `wait_budget` seconds (the time a response waits
 for its id), or one that finds the queue full, goes to the disk spool, whose drain delivers it
@@ -22,10 +27,10 @@ from typing import Any, TypeVar
 
 from app.observability import metrics
 from app.tracing._drain import SpoolDrain
-from app.tracing._poster import LocalHandler, Poster
+from app.tracing._poster import RETRY_STATUSES, LocalHandler, Poster
 from app.tracing._types import LogBody
 
-__all__ = ["DeliveryError", "LogDelivery"]
+__all__ = ["BATCH_PATH", "DeliveryError", "LogDelivery"]
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +43,10 @@ _LATE_RUNS_KEPT = 100_000
 _RECENT_RUNS_KEPT = 10_000
 
 Listener = Callable[[str, int], None]
+
+BATCH_PATH = "/log-request/batch"
+# Answers to a batch meaning "no such route here": post logs one by one from then on.
+_NO_BATCH_ROUTE = frozenset({404, 405})
 
 
 class DeliveryError(Exception):
@@ -71,6 +80,8 @@ class LogDelivery:
         wait_budget: float = 2.0,
         queue_size: int = 10_000,
         workers: int = 64,
+        batch_max: int = 100,
+        batch_posts: int = 4,
         local: Mapping[str, LocalHandler] | None = None,
     ) -> None:
         self._api_key = api_key
@@ -99,6 +110,10 @@ class LogDelivery:
         self._queue: asyncio.Queue[_LogItem] | None = None
         self._queue_size = queue_size
         self._worker_count = workers
+        self._batch_max = max(1, batch_max)
+        self._batch_posts = max(1, batch_posts)
+        self._batching = self._batch_max > 1
+        self._gate: asyncio.Semaphore | None = None
         self._workers: list[asyncio.Task[None]] = []
         self._current: set[_LogItem] = set()
         self._inflight: set[asyncio.Future[Any]] = set()
@@ -108,7 +123,8 @@ class LogDelivery:
         self._waiting: dict[str, asyncio.Future[int | None]] = {}
         self._listeners: list[Listener] = []
         self._closed = False
-        self._counters = {"delivered_total": 0, "rejected_total": 0, "dropped_total": 0}
+        self._counters = {"delivered_total": 0, "rejected_total": 0, "dropped_total": 0,
+                          "log_posts_total": 0, "batched_logs_total": 0}
         self._loop: asyncio.AbstractEventLoop | None = None
         with contextlib.suppress(RuntimeError):
             self._loop = asyncio.get_running_loop()
@@ -186,6 +202,7 @@ class LogDelivery:
     def _ensure_workers(self) -> asyncio.Queue[_LogItem]:
         if self._queue is None:
             self._queue = asyncio.Queue(self._queue_size)
+            self._gate = asyncio.Semaphore(self._batch_posts)
             loop = asyncio.get_running_loop()
             self._workers = [
                 loop.create_task(self._work(self._queue)) for _ in range(self._worker_count)
@@ -226,37 +243,112 @@ class LogDelivery:
 
     async def _work(self, queue: asyncio.Queue[_LogItem]) -> None:
         while True:
-            item = await queue.get()
-            self._current.add(item)
-            try:
-                await self._deliver(item)
-            except Exception:
-                logger.exception("log %s: unexpected delivery failure", item.idempotency_key)
+            if self._batching:
+                assert self._gate is not None
+                # Workers wait here, not on the queue, so logs queue up behind the posts
+                # in flight and leave together in the next batch.
+                async with self._gate:
+                    await self._serve(await self._take(queue), queue)
+            else:
+                await self._serve([await queue.get()], queue)
+
+    async def _take(self, queue: asyncio.Queue[_LogItem]) -> list[_LogItem]:
+        items = [await queue.get()]
+        while len(items) < self._batch_max and not queue.empty():
+            items.append(queue.get_nowait())
+        return items
+
+    async def _serve(self, items: list[_LogItem], queue: asyncio.Queue[_LogItem]) -> None:
+        self._current.update(items)
+        try:
+            await self._deliver(items)
+        except Exception:
+            logger.exception("%d logs: unexpected delivery failure", len(items))
+            for item in items:
                 _settle(item.future, None)
-            finally:
+        finally:
+            for item in items:
                 self._current.discard(item)
                 queue.task_done()
 
-    async def _deliver(self, item: _LogItem) -> None:
+    async def _deliver(self, items: list[_LogItem]) -> None:
+        now = asyncio.get_running_loop().time()
         budget = self._wait_budget if self._drain is not None else self._budget
-        remaining = item.enqueued + budget - asyncio.get_running_loop().time()
-        if self._drain is not None and (remaining <= 0 or self._drain.backlogged):
-            self._spool(item)  # waited its budget in the queue, or others are spooled
+        ready = []
+        for item in items:
+            remaining = item.enqueued + budget - now
+            if self._drain is not None and (remaining <= 0 or self._drain.backlogged):
+                self._spool(item)  # waited its budget in the queue, or others are spooled
+            else:
+                ready.append(item)
+        if not ready:
             return
+        # The oldest log's budget bounds the post that carries it.
+        remaining = max(min(i.enqueued for i in ready) + budget - now, 0.0)
+        if len(ready) > 1 and self._batching:
+            ready = await self._post_batch(ready, remaining)
+        await asyncio.gather(*(self._post_one(item, remaining) for item in ready))
+
+    async def _post_one(self, item: _LogItem, budget: float) -> None:
+        self._counters["log_posts_total"] += 1
         result = await self._poster.post(
             "/log-request",
             item.body,
             headers={"Idempotency-Key": item.idempotency_key},
             what=f"log {item.idempotency_key}",
-            budget=max(remaining, 0.0),
+            budget=budget,
         )
-        if result.ok:
-            request_id = int(result.body["id"])
+        self._settle_log(item, result.status, result.body, transient=result.transient)
+
+    async def _post_batch(self, items: list[_LogItem], budget: float) -> list[_LogItem]:
+        """Post `items` as one batch and settle what it answered; returns the logs to post
+        one by one: all of them if the batch was refused as a whole (their own answers say
+        what is wrong), else those whose own answer was a 429 or 5xx (retried on their own)."""
+        self._counters["log_posts_total"] += 1
+        entries = [{"idempotency_key": i.idempotency_key, "body": i.body} for i in items]
+        result = await self._poster.post(
+            BATCH_PATH, {"requests": entries}, headers={}, what=f"batch of {len(items)} logs",
+            budget=budget,
+        )
+        answers = result.body.get("results") if result.ok and isinstance(result.body, dict) \
+            else None
+        if isinstance(answers, list) and len(answers) == len(items):
+            self._counters["batched_logs_total"] += len(items)
+            again = []
+            for item, answer in zip(items, answers, strict=True):
+                # Each answer: what /log-request would have answered, {"status_code", "body"}.
+                status = answer.get("status_code") if isinstance(answer, dict) else None
+                if status in RETRY_STATUSES:
+                    again.append(item)
+                else:
+                    self._settle_log(item, status if isinstance(status, int) else None,
+                                     answer.get("body") if isinstance(answer, dict) else None,
+                                     transient=False)
+            return again
+        if result.transient:
+            for item in items:
+                self._give_up(item, "PromptLayer did not answer within the retry budget")
+            return []
+        if result.status in _NO_BATCH_ROUTE:
+            logger.info("PromptLayer has no %s (HTTP %s): posting logs one by one",
+                        BATCH_PATH, result.status)
+            self._batching = False
+        return items
+
+    def _settle_log(
+        self, item: _LogItem, status: int | None, answer: Any, *, transient: bool
+    ) -> None:
+        """Settle one log from its own answer: landed, spooled for later, or rejected."""
+        request_id = answer.get("id") if isinstance(answer, dict) else None
+        if status is not None and 200 <= status < 300 and isinstance(request_id, int):
             self._landed(item.idempotency_key, item.body, request_id)
             _settle(item.future, request_id)
-        elif result.transient:
+        elif transient or status is None:
             self._give_up(item, "PromptLayer did not answer within the retry budget")
         else:
+            if isinstance(answer, dict) and "message" in answer:
+                logger.warning("log %s refused by PromptLayer (HTTP %s): %s",
+                               item.idempotency_key, status, str(answer["message"])[:200])
             self._count("rejected_total")
             _settle(item.future, None)
 

@@ -12,12 +12,12 @@ from typing import Any
 from app import json_codec
 from app.tracing._http import HttpPool, TransportError
 
-__all__ = ["LocalHandler", "PostResult", "Poster"]
+__all__ = ["RETRY_STATUSES", "LocalHandler", "PostResult", "Poster"]
 
 logger = logging.getLogger(__name__)
 
 # Statuses worth another attempt: the server may recover; every other 4xx never will.
-_RETRY_STATUSES = frozenset({429}) | frozenset(range(500, 600))
+RETRY_STATUSES = frozenset({429}) | frozenset(range(500, 600))
 _MAX_RETRY_AFTER = 30.0
 
 
@@ -126,7 +126,7 @@ class Poster:
                 status = response.status
                 if 200 <= status < 300:
                     return PostResult(status, _json(response.body))
-                if status not in _RETRY_STATUSES:
+                if status not in RETRY_STATUSES:
                     # The body may echo what we sent, never our key: the key is a header.
                     logger.warning(
                         "%s: PromptLayer answered %s, not retrying: %s",

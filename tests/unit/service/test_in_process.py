@@ -8,6 +8,7 @@ from app.backend import create_backend_app
 from app.backend.store.requests import get_request
 from app.config import Settings
 from app.service._in_process import in_process_handlers
+from app.tracing import BATCH_PATH
 
 BODY = {
     "provider": "openai",
@@ -69,3 +70,20 @@ async def test_odd_values_are_encoded_as_over_http(tmp_path: Path) -> None:
             lambda c: get_request(c, request_id=result.body["id"])
         )
         assert stored["parameters"] == {"temperature": None, "seed": 2**70}
+
+
+async def test_a_batch_is_answered_log_by_log_in_process(tmp_path: Path) -> None:
+    backend = create_backend_app(Settings(_env_file=None, data_dir=tmp_path), api_key="k")
+    async with backend.router.lifespan_context(backend):
+        handler = in_process_handlers(backend)[BATCH_PATH]
+        entries = [{"idempotency_key": "run-1", "body": BODY},
+                   {"idempotency_key": "run-2", "body": {**BODY, "model": None}},
+                   {"idempotency_key": "run-1", "body": BODY}]
+        result = await handler({"requests": entries}, {})
+        assert result.status == 200
+        first, refused, again = result.body["results"]
+        assert first["status_code"] == again["status_code"] == 201
+        assert first["body"]["id"] == again["body"]["id"]
+        assert refused["status_code"] == 400 and "model" in refused["body"]["message"]
+        bad_envelope = await handler({"requests": "all of them"}, {})
+        assert bad_envelope.status == 400 and not bad_envelope.transient

@@ -55,7 +55,8 @@ def test_error_message_is_bounded_and_masks_keys() -> None:
 
 def test_public_names() -> None:
     assert sorted(app.tracing.__all__) == [
-        "DeliveryError", "LocalHandler", "LogDelivery", "PostResult", "PromptLayerTracer",
+        "BATCH_PATH", "DeliveryError", "LocalHandler", "LogDelivery", "PostResult",
+        "PromptLayerTracer",
         "PromptRef",
     ]
     for name in set(app.tracing.__all__) - {"LocalHandler"}:  # a type alias has no docstring
