@@ -18,10 +18,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import httpx
 
 from bench._backend import settle
 from bench._bodies import INVOKE_BODY
@@ -34,6 +37,7 @@ __all__ = ["OverheadResult", "run_overhead"]
 
 TARGET = 0.85
 _CONNECTIONS = 32
+_METRIC = re.compile(r"^(promptserve_\w+) ([0-9.e+]+)$", re.MULTILINE)
 
 
 @dataclass
@@ -57,6 +61,8 @@ class OverheadResult:
     backend_cpu_ms: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     ratios: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     totals: dict[str, _Totals] = field(default_factory=lambda: defaultdict(_Totals))
+    # promptserve variants: logs delivered per post (batches), from their /metrics at the end.
+    logs_per_post: dict[str, float] = field(default_factory=dict)
 
     def logged_ok(self, name: str) -> bool:
         """Every completed request answered with an id and stored (traced variants)."""
@@ -78,6 +84,8 @@ class OverheadResult:
                        f"backend {spread(self.backend_cpu_ms[name])} ms")
             out.append(f"  {'':<10} completed {t.completed}, with id {t.with_id}, "
                        f"stored {t.stored} (max +{t.max_over}/round), errors {t.errors}")
+            if name in self.logs_per_post:
+                out.append(f"  {'':<10} logs per delivery post: {self.logs_per_post[name]:.1f}")
         for name in ("traced", "embedded"):
             if name in self.ratios:
                 met = median(self.ratios[name]) >= TARGET and self.logged_ok(name)
@@ -161,4 +169,19 @@ def run_overhead(
             for name in names:
                 if name != "bare":
                     result.ratios[name].append(rps[name] / rps["bare"])
+        for name, variant in variants.items():
+            if (per_post := _logs_per_post(variant.server)) is not None:
+                result.logs_per_post[name] = per_post
     return result
+
+
+def _logs_per_post(server: Server) -> float | None:
+    """Delivered logs ÷ posts that carried them, from a promptserve server's /metrics."""
+    try:
+        text = httpx.get(server.url + "/metrics", timeout=5).text
+    except httpx.HTTPError:
+        return None
+    figures = dict(_METRIC.findall(text))
+    posts = float(figures.get("promptserve_delivery_log_posts_total", 0))
+    delivered = float(figures.get("promptserve_logs_delivered_total", 0))
+    return delivered / posts if posts else None

@@ -101,6 +101,8 @@ _DELIVERY = {
         "spool_bytes": "Size of the disk spool in bytes.",
         "failed_attempts_total": "Delivery attempts that failed (each retry counts).",
         "dropped_total": "Logs dropped (queue full with no spool, or shutdown).",
+        "log_posts_total": "Posts carrying logs (a batch counts once).",
+        "batched_logs_total": "Logs that went in a /log-request/batch post.",
     }.items()
 }
 

@@ -53,6 +53,7 @@ def test_metrics_move_as_requests_are_served(
     # Delivery's own figures: queue drained, nothing spooled.
     assert metric_value(text, "promptserve_delivery_queue_depth") == 0
     assert metric_value(text, "promptserve_delivery_spool_pending") == 0
+    assert metric_value(text, "promptserve_delivery_log_posts_total") >= 4
     assert moved("promptserve_feedback_total", outcome="recorded") == 1
     assert moved("promptserve_feedback_total", outcome="rejected") == 1
 
