@@ -75,14 +75,15 @@ async def authenticated_body(request: Request, *, whole: bool = True) -> dict[st
     return _require_object(body)
 
 
-def parse_object(raw: bytes) -> dict[str, Any]:
+def parse_object(raw: bytes, *, whole: bool = True) -> dict[str, Any]:
     """`raw` as a JSON object, with the same checks as a request body but no API key;
-    for callers inside the process."""
+    for callers inside the process (`whole` as for `authenticated_body`)."""
     try:
         body = _decode(raw)
     except _DECODE_ERRORS as exc:
         raise _invalid_json(exc) from exc
-    _refuse_unstorable(raw, body)
+    if whole:
+        _refuse_unstorable(raw, body)
     return _require_object(body)
 
 

@@ -95,8 +95,9 @@ async def log_request_batch(request: Request) -> JSONResponse:
 
 async def ingest_log_batch(store: Store, payload: Any) -> list[dict[str, Any]]:
     """What POST /log-request/batch answers in `results`, for a caller in this process."""
-    batch = validate(LogRequestBatchBody, parse_object(json_codec.dumps(payload)))
-    return await _store_each(store, batch.requests, check_chars=True)
+    raw = json_codec.dumps(payload)
+    batch = validate(LogRequestBatchBody, parse_object(raw, whole=False))
+    return await _store_each(store, batch.requests, check_chars=may_hold_unstorable(raw))
 
 
 async def _store_each(

@@ -78,12 +78,14 @@ async def test_a_batch_is_answered_log_by_log_in_process(tmp_path: Path) -> None
         handler = in_process_handlers(backend)[BATCH_PATH]
         entries = [{"idempotency_key": "run-1", "body": BODY},
                    {"idempotency_key": "run-2", "body": {**BODY, "model": None}},
-                   {"idempotency_key": "run-1", "body": BODY}]
+                   {"idempotency_key": "run-1", "body": BODY},
+                   {"idempotency_key": "run-3", "body": {**BODY, "model": "nul\x00"}}]
         result = await handler({"requests": entries}, {})
         assert result.status == 200
-        first, refused, again = result.body["results"]
+        first, refused, again, nul = result.body["results"]
         assert first["status_code"] == again["status_code"] == 201
         assert first["body"]["id"] == again["body"]["id"]
         assert refused["status_code"] == 400 and "model" in refused["body"]["message"]
+        assert nul["status_code"] == 400 and "NUL" in nul["body"]["message"]
         bad_envelope = await handler({"requests": "all of them"}, {})
         assert bad_envelope.status == 400 and not bad_envelope.transient
