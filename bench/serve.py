@@ -1,7 +1,8 @@
 """Serve one benchmark app: `python -m bench.serve KIND --port P` (settings from the env).
 
-uvicorn runs exactly as `promptserve serve/backend` run it (app.cli: log level info, so the
-access log is on), so every variant pays the same server costs.
+uvicorn runs exactly as `promptserve serve/backend` run it (app.cli: log level info,
+uvicorn's access log off, heap frozen after start-up), so every variant pays the same server
+costs; promptserve's own access line per request is part of what it is measured with.
 """
 
 from __future__ import annotations

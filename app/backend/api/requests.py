@@ -15,7 +15,7 @@ Choices the contract leaves open:
   answered on its own with what /log-request would answer (`{"status_code", "body"}`), in
   order: one bad log never refuses the others. Only a bad envelope (not a JSON object, no
   `requests` list, too many) refuses the whole call. A delivery client sending many logs at
-  once pays one HTTP exchange instead of one per log (BENCHMARKS.md, "Batched delivery").
+  once pays one HTTP exchange instead of one per log (BENCHMARKS.md §2, "batched delivery").
 """
 
 from __future__ import annotations
