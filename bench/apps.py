@@ -98,7 +98,7 @@ def traced_app(settings: Settings) -> FastAPI:
 def experiment_app(settings: Settings, *, delivery: type[LogDelivery]) -> FastAPI:
     """promptserve with a bench-only delivery class (bench.experiments); this process only."""
     # start_delivery (app.service._reliability) builds the service's delivery.
-    reliability_module.LogDelivery = delivery  # type: ignore[misc]
+    reliability_module.LogDelivery = delivery  # type: ignore[attr-defined]
     return traced_app(settings)
 
 

@@ -8,6 +8,8 @@ Then 100 posts one at a time: wall ms per log without load. Clients alternate, r
 round.
 - `LogDelivery`: the product's delivery as shipped (app.tracing._http.HttpPool, at most
   workers + 8 connections; aiohttp before branch `transport`, httpx before branch `perf`);
+  since 2026-11-26 evening it batches the logs that queue behind its posts, so with 32 in
+  flight this row is per log, not per post;
 - `HttpPool max=100`: our pool's bare post loop (body encoded by app.json_codec, as Poster does);
 - `aiohttp limit=100`: aiohttp.ClientSession.post (bench-only since branch `transport`);
 - `httpx pool=100`: a bare httpx.AsyncClient.post loop.
@@ -100,7 +102,7 @@ async def _clients(url: str, body: dict[str, Any]) -> tuple[dict[str, Post], lis
         async with session.post(url + "/log-request", data=content) as response:
             assert json.loads(await response.read())["id"]
 
-    posts = {"LogDelivery": via_delivery, "HttpPool max=100": via_pool,
+    posts: dict[str, Post] = {"LogDelivery": via_delivery, "HttpPool max=100": via_pool,
              "aiohttp limit=100": via_aiohttp, "httpx pool=100": via_httpx}
     return posts, [delivery, pool, client, session]
 

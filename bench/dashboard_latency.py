@@ -136,7 +136,7 @@ def main() -> None:
             html_p95 = _report(
                 "HTML page /dashboard/", _measure(client, "/dashboard/", filters, args.n)
             )
-            others = {
+            others: dict[str, list[float]] = {
                 "/dashboard/prompts": [],
                 "/dashboard/prompts/1": [],
                 "/dashboard/prompts/1/diff": [],

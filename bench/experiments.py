@@ -3,13 +3,15 @@
 Not product code: they patch `LogDelivery` inside a benchmark server process only.
 - `NoHttpDelivery`: every log "lands" at once with a fake id, no HTTP at all: the cost of
   our layer minus delivery (tracer callbacks, id rewrite, LangChain callback dispatch).
-- `AiohttpDelivery`: the same POST /log-request over one aiohttp session, no retries. It
+- `AiohttpDelivery`: the same POST /log-request over one aiohttp session, no retries, one
+  post per log even when logs queue up together (`LogDelivery` batches those). It
   sized the switch from httpx to aiohttp; `Poster` has since moved on to our own HttpPool
   (branch `transport`), so it now shows what aiohttp would cost in its place.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 from typing import Any
@@ -27,9 +29,10 @@ _ids = itertools.count(1)
 class NoHttpDelivery(LogDelivery):
     """Answers every log with a fake id, without sending it."""
 
-    async def _deliver(self, item: _LogItem) -> None:
-        if not item.future.done():
-            item.future.set_result(next(_ids))
+    async def _deliver(self, items: list[_LogItem]) -> None:
+        for item in items:
+            if not item.future.done():
+                item.future.set_result(next(_ids))
 
 
 class AiohttpDelivery(LogDelivery):
@@ -41,7 +44,10 @@ class AiohttpDelivery(LogDelivery):
         self._headers = {"X-API-KEY": api_key, "Content-Type": "application/json"}
         self._session: aiohttp.ClientSession | None = None
 
-    async def _deliver(self, item: _LogItem) -> None:
+    async def _deliver(self, items: list[_LogItem]) -> None:
+        await asyncio.gather(*(self._post(item) for item in items))
+
+    async def _post(self, item: _LogItem) -> None:
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=100, keepalive_timeout=30)
             self._session = aiohttp.ClientSession(connector=connector, headers=self._headers)

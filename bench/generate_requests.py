@@ -208,7 +208,7 @@ def generate(url: str, n: int) -> float:
     write = _write_postgres if postgres else _write_sqlite
     buffers: tuple[list[Any], list[Any], list[Any], list[Any]] = ([], [], [], [])
     with engine.connect() as connection:
-        raw = connection.connection.driver_connection
+        raw: Any = connection.connection.driver_connection
         for count, (row, tags, scores, group) in enumerate(
             _rows(n, first_id, first_group, versions, now), start=1
         ):
@@ -259,7 +259,8 @@ def main() -> None:
     parser.add_argument("--database-url", required=True, help="sqlite:///… or postgresql://…")
     parser.add_argument("--n", type=int, default=1_000_000)
     args = parser.parse_args()
-    url = Settings(_env_file=None, database_url=args.database_url).sqlalchemy_url
+    settings = Settings(_env_file=None, database_url=args.database_url)  # type: ignore[call-arg]
+    url = settings.sqlalchemy_url
     seconds = generate(url, args.n)
     print(f"generated {args.n:,} requests in {seconds:.1f} s ({args.n / seconds:,.0f}/s)")
 

@@ -74,7 +74,7 @@ def service_settings(data_dir: Path, llm_url: str, **overrides: Any) -> Settings
         "refresh_interval_seconds": 3600,
     }
     values.update(overrides)
-    return Settings(_env_file=None, **values)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
 @pytest.fixture(scope="module")
