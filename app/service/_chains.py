@@ -6,6 +6,7 @@ registry outage. Nothing here runs on the request path.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -45,7 +46,7 @@ class ServedChain:
         """The template version this chain was built from."""
         return int(self.template["version"])
 
-    @property
+    @functools.cached_property  # read by every request's config modifier
     def prompt(self) -> PromptRef:
         """What the tracer logs as this chain's prompt."""
         blueprint = self.template.get("prompt_template") or {}
