@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from app.tracing._delivery import BATCH_PATH, DeliveryError, LogDelivery
+from app.tracing._delivery import DeliveryError, LogDelivery
 from app.tracing._handler import PromptLayerTracer
-from app.tracing._poster import LocalHandler, PostResult
+from app.tracing._poster import BATCH_PATH, LocalHandler, PostResult
 from app.tracing._types import PromptRef
 
 __all__ = [

@@ -30,7 +30,7 @@ from app.tracing._drain import SpoolDrain
 from app.tracing._poster import RETRY_STATUSES, LocalHandler, Poster
 from app.tracing._types import LogBody
 
-__all__ = ["BATCH_PATH", "DeliveryError", "LogDelivery"]
+__all__ = ["DeliveryError", "LogDelivery"]
 
 logger = logging.getLogger(__name__)
 
@@ -43,10 +43,6 @@ _LATE_RUNS_KEPT = 100_000
 _RECENT_RUNS_KEPT = 10_000
 
 Listener = Callable[[str, int], None]
-
-BATCH_PATH = "/log-request/batch"
-# Answers to a batch meaning "no such route here": post logs one by one from then on.
-_NO_BATCH_ROUTE = frozenset({404, 405})
 
 
 class DeliveryError(Exception):
@@ -112,7 +108,6 @@ class LogDelivery:
         self._worker_count = workers
         self._batch_max = max(1, batch_max)
         self._batch_posts = max(1, batch_posts)
-        self._batching = self._batch_max > 1
         self._gate: asyncio.Semaphore | None = None
         self._workers: list[asyncio.Task[None]] = []
         self._current: set[_LogItem] = set()
@@ -243,7 +238,7 @@ class LogDelivery:
 
     async def _work(self, queue: asyncio.Queue[_LogItem]) -> None:
         while True:
-            if self._batching:
+            if self._batching():
                 assert self._gate is not None
                 # Workers wait here, not on the queue, so logs queue up behind the posts
                 # in flight and leave together in the next batch.
@@ -285,7 +280,7 @@ class LogDelivery:
             return
         # The oldest log's budget bounds the post that carries it.
         remaining = max(min(i.enqueued for i in ready) + budget - now, 0.0)
-        if len(ready) > 1 and self._batching:
+        if len(ready) > 1 and self._batching():
             ready = await self._post_batch(ready, remaining)
         await asyncio.gather(*(self._post_one(item, remaining) for item in ready))
 
@@ -300,40 +295,30 @@ class LogDelivery:
         )
         self._settle_log(item, result.status, result.body, transient=result.transient)
 
+    def _batching(self) -> bool:
+        return self._batch_max > 1 and self._poster.batch_route
+
     async def _post_batch(self, items: list[_LogItem], budget: float) -> list[_LogItem]:
         """Post `items` as one batch and settle what it answered; returns the logs to post
         one by one: all of them if the batch was refused as a whole (their own answers say
         what is wrong), else those whose own answer was a 429 or 5xx (retried on their own)."""
         self._counters["log_posts_total"] += 1
-        entries = [{"idempotency_key": i.idempotency_key, "body": i.body} for i in items]
-        result = await self._poster.post(
-            BATCH_PATH, {"requests": entries}, headers={}, what=f"batch of {len(items)} logs",
-            budget=budget,
-        )
-        answers = result.body.get("results") if result.ok and isinstance(result.body, dict) \
-            else None
-        if isinstance(answers, list) and len(answers) == len(items):
-            self._counters["batched_logs_total"] += len(items)
-            again = []
-            for item, answer in zip(items, answers, strict=True):
-                # Each answer: what /log-request would have answered, {"status_code", "body"}.
-                status = answer.get("status_code") if isinstance(answer, dict) else None
-                if status in RETRY_STATUSES:
-                    again.append(item)
-                else:
-                    self._settle_log(item, status if isinstance(status, int) else None,
-                                     answer.get("body") if isinstance(answer, dict) else None,
-                                     transient=False)
-            return again
-        if result.transient:
+        batch = await self._poster.post_log_batch(
+            [(i.idempotency_key, i.body) for i in items], budget=budget)
+        if batch.answers is None:
+            if not batch.transient:
+                return items
             for item in items:
                 self._give_up(item, "PromptLayer did not answer within the retry budget")
             return []
-        if result.status in _NO_BATCH_ROUTE:
-            logger.info("PromptLayer has no %s (HTTP %s): posting logs one by one",
-                        BATCH_PATH, result.status)
-            self._batching = False
-        return items
+        self._counters["batched_logs_total"] += len(items)
+        again = []
+        for item, (status, answer) in zip(items, batch.answers, strict=True):
+            if status in RETRY_STATUSES:
+                again.append(item)
+            else:
+                self._settle_log(item, status, answer, transient=False)
+        return again
 
     def _settle_log(
         self, item: _LogItem, status: int | None, answer: Any, *, transient: bool

@@ -4,8 +4,9 @@ All file I/O runs on one thread (the spool is not thread-safe, and a single thre
 append order). While anything is spooled the delivery is "backlogged": new logs join the
 spool behind the old ones instead of racing them, so PromptLayer receives them batch by batch
 in spool order, and a server that is down is probed by one request at a time, not by every
-worker. The posts of one batch run concurrently (a backlog drains at many logs per round
-trip), so within a batch the order in which they land is not fixed.
+worker. A batch goes in one post to the batch route where the backend has it, else as
+concurrent posts (a backlog drains at many logs per round trip either way); within a batch
+the order in which they land is not fixed.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from app.tracing._poster import Poster
+from app.tracing._poster import RETRY_STATUSES, Poster
 from app.tracing._spool import Spool, SpoolCounts, SpoolRecord
 
 __all__ = ["SpoolDrain"]
@@ -135,7 +136,7 @@ class SpoolDrain:
             self._counts = await self._io(self._spool.counts)
             # Records left but none found past the cursor: start over after a pause.
             return self._counts.pending == 0
-        results = await asyncio.gather(*(self._post(r) for r in records))
+        results = await self._post_all(records)
         done = [(r, rid) for r, (rid, transient) in zip(records, results, strict=True)
                 if not transient]
         landed = []
@@ -148,6 +149,21 @@ class SpoolDrain:
                 self._on_landed(record.key, record.body, request_id)
         self._counts = await self._io(self._spool.ack, done, landed)
         return len(done) == len(records)
+
+    async def _post_all(self, records: list[SpoolRecord]) -> list[tuple[int | None, bool]]:
+        """(request id or None, whether the failure may heal) per record."""
+        if len(records) > 1 and self._poster.batch_route:
+            batch = await self._poster.post_log_batch(
+                [(r.key, r.body) for r in records],
+                # One whole attempt, as for `_post` below.
+                budget=self._poster.attempt_timeout, retry=False,
+            )
+            if batch.answers is not None:
+                return [_outcome(record.key, status, answer)
+                        for record, (status, answer) in zip(records, batch.answers, strict=True)]
+            if batch.transient:
+                return [(None, True)] * len(records)
+        return list(await asyncio.gather(*(self._post(r) for r in records)))
 
     async def _post(self, record: SpoolRecord) -> tuple[int | None, bool]:
         result = await self._poster.post(
@@ -180,3 +196,14 @@ class SpoolDrain:
             self._counts = await self._io(self._spool.append, batch)
         self._spool = None
         self._thread.shutdown(wait=True)
+
+
+def _outcome(key: str, status: int | None, answer: Any) -> tuple[int | None, bool]:
+    """One log's own answer within a batch, as `SpoolDrain._post` reads a single answer."""
+    request_id = answer.get("id") if isinstance(answer, dict) else None
+    if status is not None and 200 <= status < 300 and isinstance(request_id, int):
+        return request_id, False
+    if status is None or status in RETRY_STATUSES:
+        return None, True
+    logger.warning("spooled log %s refused by PromptLayer (HTTP %s)", key, status)
+    return None, False

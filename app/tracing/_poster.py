@@ -12,13 +12,18 @@ from typing import Any
 from app import json_codec
 from app.tracing._http import HttpPool, TransportError
 
-__all__ = ["RETRY_STATUSES", "LocalHandler", "PostResult", "Poster"]
+__all__ = ["BATCH_PATH", "RETRY_STATUSES", "BatchAnswers", "LocalHandler", "PostResult", "Poster"]
 
 logger = logging.getLogger(__name__)
 
 # Statuses worth another attempt: the server may recover; every other 4xx never will.
 RETRY_STATUSES = frozenset({429}) | frozenset(range(500, 600))
 _MAX_RETRY_AFTER = 30.0
+
+# Our backend's extension: many /log-request bodies in one post (app.backend.api.requests).
+BATCH_PATH = "/log-request/batch"
+# Answers to a batch meaning "no such route here" (hosted PromptLayer): never try again.
+_NO_BATCH_ROUTE = frozenset({404, 405})
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +39,16 @@ class PostResult:
     def ok(self) -> bool:
         """Whether PromptLayer accepted the call (2xx); `body` is then its JSON."""
         return self.status is not None and 200 <= self.status < 300
+
+
+@dataclass(frozen=True, slots=True)
+class BatchAnswers:
+    """The outcome of `post_log_batch`: one (status, body) per log, as /log-request would
+    have answered it; or none, because nothing answered in time (`transient`) or the batch
+    was refused as a whole (then each log must go on its own)."""
+
+    answers: list[tuple[int | None, Any]] | None = None
+    transient: bool = False
 
 
 # An endpoint served inside this process (the embedded backend): same body, no HTTP.
@@ -70,6 +85,8 @@ class Poster:
         self._closed = False
         self._local = dict(local or {})
         self.failed_attempts = 0
+        # Until a batch post says otherwise (404/405), the backend is taken to have the route.
+        self.batch_route = True
 
     def _client(self) -> HttpPool:
         if self._pool is None:
@@ -147,6 +164,23 @@ class Poster:
             )
             await asyncio.sleep(delay)
 
+    async def post_log_batch(
+        self, entries: list[tuple[str, Mapping[str, Any]]], *, budget: float, retry: bool = True
+    ) -> BatchAnswers:
+        """POST (idempotency key, /log-request body) pairs to BATCH_PATH, as `post` would."""
+        body = {"requests": [{"idempotency_key": key, "body": log} for key, log in entries]}
+        result = await self.post(BATCH_PATH, body, headers={},
+                                 what=f"batch of {len(entries)} logs", budget=budget, retry=retry)
+        results = result.body.get("results") if result.ok and isinstance(result.body, dict) \
+            else None
+        if isinstance(results, list) and len(results) == len(entries):
+            return BatchAnswers([_batch_answer(r) for r in results])
+        if result.status in _NO_BATCH_ROUTE:
+            logger.info("PromptLayer has no %s (HTTP %s): posting logs one by one",
+                        BATCH_PATH, result.status)
+            self.batch_route = False
+        return BatchAnswers(None, transient=result.transient)
+
     @property
     def attempt_timeout(self) -> float:
         """Seconds each phase of one attempt may take (connecting, each wait for bytes)."""
@@ -165,6 +199,14 @@ class Poster:
         if self._pool is not None:
             await self._pool.aclose()
             self._pool = None
+
+
+def _batch_answer(result: Any) -> tuple[int | None, Any]:
+    # {"status_code": 201, "body": {...}}: what /log-request would have answered this log.
+    if not isinstance(result, dict):
+        return None, None
+    status = result.get("status_code")
+    return (status if isinstance(status, int) else None), result.get("body")
 
 
 def _json(raw: bytes) -> Any:

@@ -8,28 +8,42 @@ import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from app.tracing import LogDelivery
+import pytest
+
+from app.tracing import BATCH_PATH, LogDelivery
 from app.tracing._drain import SpoolDrain
 from app.tracing._poster import Poster
 from tests.utils.stub_http import DROP, Answer, Received, stub_server
 
 
 class Switchable:
-    """A PromptLayer stand-in: down (connections dropped unanswered) or up (201, stable id)."""
+    """A PromptLayer stand-in: down (connections dropped unanswered) or up (201, stable id),
+    with our backend's batch route unless `batch_route=False` (404 there, as hosted)."""
 
-    def __init__(self, *, delay: float = 0.0) -> None:
+    def __init__(self, *, delay: float = 0.0, batch_route: bool = True) -> None:
         self.up = False
         self.delay = delay
+        self.batch_route = batch_route
         self.received: list[str] = []
+        self.batches: list[list[str]] = []
         self.ids: dict[str, int] = {}
+
+    def _store(self, key: str) -> int:
+        self.received.append(key)
+        return self.ids.setdefault(key, len(self.ids) + 1)  # the backend dedupes by key
 
     def __call__(self, request: Received) -> Answer | str:
         if not self.up:
             return DROP
+        if request.path == BATCH_PATH:
+            if not self.batch_route:
+                return Answer(404, {"message": "Not Found"})
+            keys = [entry["idempotency_key"] for entry in request.json()["requests"]]
+            self.batches.append(keys)
+            results = [{"status_code": 201, "body": {"id": self._store(k)}} for k in keys]
+            return Answer(200, {"results": results}, delay=self.delay)
         key = request.headers["idempotency-key"]
-        self.received.append(key)
-        self.ids.setdefault(key, len(self.ids) + 1)  # the backend dedupes by key
-        return Answer(201, {"id": self.ids[key]}, delay=self.delay)
+        return Answer(201, {"id": self._store(key)}, delay=self.delay)
 
 
 @contextlib.asynccontextmanager
@@ -68,9 +82,10 @@ async def test_undeliverable_logs_are_spooled_then_delivered_in_order(tmp_path: 
         assert stats["spool_pending"] == 6 and stats["failed_attempts_total"] > 0
         server.up = True
         await _until(lambda: delivery.stats()["spool_pending"] == 0)
-        # The probe (the oldest log, alone) lands first; the next batch holds the rest.
+        # The probe (the oldest log, alone) lands first; the next batch, one post, the rest.
         assert server.received[0] == "k0"
         assert sorted(server.received) == [f"k{i}" for i in range(6)]  # each sent once
+        assert server.batches == [[f"k{i}" for i in range(1, 6)]]
         assert delivery.request_id_for_run("root-3") == server.ids["k3"]
         await delivery.aclose()
 
@@ -95,8 +110,9 @@ async def test_a_post_without_retry_makes_one_attempt(tmp_path: Path) -> None:
         await poster.aclose()
 
 
-async def test_the_drain_sends_batches_in_spool_order(tmp_path: Path) -> None:
-    server = Switchable()
+@pytest.mark.parametrize("batch_route", [True, False])
+async def test_the_drain_sends_batches_in_spool_order(tmp_path: Path, batch_route: bool) -> None:
+    server = Switchable(batch_route=batch_route)
     async with _serving(server) as url:
         poster = _poster(url)
         landed: list[str] = []
@@ -113,6 +129,10 @@ async def test_the_drain_sends_batches_in_spool_order(tmp_path: Path) -> None:
                   server.received[5:]]
         assert [sorted(g) for g in groups] == [["k0"], ["k1", "k2"], ["k3", "k4"], ["k5"]]
         assert sorted(landed) == sorted(server.received)
+        # One post per batch where the backend has the route; else one per log (after a
+        # single 404 the drain never tries a batch again).
+        assert server.batches == ([["k1", "k2"], ["k3", "k4"]] if batch_route else [])
+        assert poster.batch_route is batch_route
         await drain.close()
         await poster.aclose()
 
