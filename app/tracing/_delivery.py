@@ -6,7 +6,8 @@ Batching: while at most `batch_posts` posts are in flight, the logs that queue u
 go together in the next one, to `/log-request/batch` (our backend's extension: one HTTP
 exchange instead of one per log, BENCHMARKS.md §2, "batched delivery"). A log alone goes to
 `/log-request` as before, so a quiet service sends exactly what the SDK sends. A backend
-without the batch route (404/405, hosted PromptLayer) turns batching off for good.
+without the batch route (404/405, hosted PromptLayer) turns batching off for good; a batch
+too large for the backend's body limit (413) halves the batches that follow.
 Without a spool a worker retries a log for `total_budget` seconds. With a spool (the service
 always has one) a log not delivered within `wait_budget` seconds (the time a response waits
 for its id), or one that finds the queue full, goes to the disk spool, whose drain delivers it
@@ -306,6 +307,11 @@ class LogDelivery:
         batch = await self._poster.post_log_batch(
             [(i.idempotency_key, i.body) for i in items], budget=budget)
         if batch.answers is None:
+            if batch.status == 413 and self._batch_max > 1:
+                # Too large for the backend's body limit: smaller batches from now on.
+                self._batch_max = max(1, len(items) // 2)
+                logger.info("batch of %d logs refused as too large; at most %d from now on",
+                            len(items), self._batch_max)
             if not batch.transient:
                 return items
             for item in items:

@@ -49,6 +49,7 @@ class BatchAnswers:
 
     answers: list[tuple[int | None, Any]] | None = None
     transient: bool = False
+    status: int | None = None  # of a batch refused as a whole
 
 
 # An endpoint served inside this process (the embedded backend): same body, no HTTP.
@@ -179,7 +180,7 @@ class Poster:
             logger.info("PromptLayer has no %s (HTTP %s): posting logs one by one",
                         BATCH_PATH, result.status)
             self.batch_route = False
-        return BatchAnswers(None, transient=result.transient)
+        return BatchAnswers(None, transient=result.transient, status=result.status)
 
     @property
     def attempt_timeout(self) -> float:

@@ -34,9 +34,10 @@ class Backend:
     `batch_route` False answers the batch route 404, `batch_status` refuses every batch."""
 
     def __init__(self, *, batch_route: bool = True, per_log: Any = None,
-                 batch_status: int = 200) -> None:
+                 batch_status: int = 200, max_entries: int = 1000) -> None:
         self.batch_route = batch_route
         self.batch_status = batch_status
+        self.max_entries = max_entries  # larger batches: 413, as a body-size limit would
         self.per_log = per_log or (lambda key: None)
         self.ids: dict[str, int] = {}
 
@@ -52,6 +53,8 @@ class Backend:
             return Answer(404, {"message": "Not Found"})
         if self.batch_status != 200:
             return Answer(self.batch_status, {"message": "no"})
+        if len(request.json()["requests"]) > self.max_entries:
+            return Answer(413, {"message": "request body is too large"})
         results = []
         for entry in request.json()["requests"]:
             key = entry["idempotency_key"]
@@ -122,7 +125,7 @@ async def test_a_backend_without_the_batch_route_gets_every_log_on_its_own() -> 
 
 
 async def test_a_batch_refused_as_a_whole_is_sent_log_by_log_and_batching_stays_on() -> None:
-    backend = Backend(batch_status=413)
+    backend = Backend(batch_status=400)
     async with _delivery(backend) as (delivery, server):
         ids = await _behind_a_slow_post(delivery, ["a", "b"])
         assert sorted(ids) == [1, 2, 3]  # type: ignore[type-var]
@@ -147,3 +150,15 @@ async def test_batches_are_capped_at_batch_max() -> None:
         assert None not in ids
         sizes = [len(r.json()["requests"]) for r in server.received if r.path == BATCH_PATH]
         assert sizes == [3, 3] and server.received[-1].path == "/log-request"
+
+
+async def test_a_batch_too_large_for_the_backend_halves_the_batches_that_follow() -> None:
+    async with _delivery(Backend(max_entries=3)) as (delivery, server):
+        keys = [f"a{i}" for i in range(6)]
+        assert None not in await _behind_a_slow_post(delivery, keys)
+        # 6 refused (413), sent one by one; from then on at most 3 per batch, which fit.
+        later = [f"b{i}" for i in range(6)]
+        assert None not in await _behind_a_slow_post(delivery, later, first_key="first-2")
+        sizes = [len(r.json()["requests"]) for r in server.received if r.path == BATCH_PATH]
+        assert sizes == [6, 3, 3]
+        assert delivery.stats()["delivered_total"] == 14
