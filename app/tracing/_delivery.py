@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 
 from app.observability import metrics
 from app.tracing._drain import SpoolDrain
-from app.tracing._poster import RETRY_STATUSES, LocalHandler, Poster
+from app.tracing._poster import RETRY_STATUSES, LocalHandler, Poster, log_outcome
 from app.tracing._types import LogBody
 
 __all__ = ["DeliveryError", "LogDelivery"]
@@ -330,11 +330,11 @@ class LogDelivery:
         self, item: _LogItem, status: int | None, answer: Any, *, transient: bool
     ) -> None:
         """Settle one log from its own answer: landed, spooled for later, or rejected."""
-        request_id = answer.get("id") if isinstance(answer, dict) else None
-        if status is not None and 200 <= status < 300 and isinstance(request_id, int):
+        request_id, may_heal = log_outcome(status, answer, transient=transient)
+        if request_id is not None:
             self._landed(item.idempotency_key, item.body, request_id)
             _settle(item.future, request_id)
-        elif transient or status is None:
+        elif may_heal:
             self._give_up(item, "PromptLayer did not answer within the retry budget")
         else:
             if isinstance(answer, dict) and "message" in answer:

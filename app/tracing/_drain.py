@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from app.tracing._poster import RETRY_STATUSES, Poster
+from app.tracing._poster import Poster, log_outcome
 from app.tracing._spool import Spool, SpoolCounts, SpoolRecord
 
 __all__ = ["SpoolDrain"]
@@ -159,7 +159,7 @@ class SpoolDrain:
                 budget=self._poster.attempt_timeout, retry=False,
             )
             if batch.answers is not None:
-                return [_outcome(record.key, status, answer)
+                return [_outcome(record.key, status, answer, transient=False)
                         for record, (status, answer) in zip(records, batch.answers, strict=True)]
             if batch.transient:
                 return [(None, True)] * len(records)
@@ -174,13 +174,7 @@ class SpoolDrain:
             # retries: the drain backs off and probes with one record, keeping the spool order.
             budget=self._poster.attempt_timeout, retry=False,
         )
-        if not result.ok:
-            return None, result.transient
-        try:
-            return int(result.body["id"]), False
-        except (ValueError, KeyError, TypeError):
-            logger.warning("spooled log %s: answer without an id", record.key)
-            return None, False
+        return _outcome(record.key, result.status, result.body, transient=result.transient)
 
     async def close(self) -> None:
         """Stop draining and write what is queued for the spool (fsync'd) before returning."""
@@ -198,12 +192,11 @@ class SpoolDrain:
         self._thread.shutdown(wait=True)
 
 
-def _outcome(key: str, status: int | None, answer: Any) -> tuple[int | None, bool]:
-    """One log's own answer within a batch, as `SpoolDrain._post` reads a single answer."""
-    request_id = answer.get("id") if isinstance(answer, dict) else None
-    if status is not None and 200 <= status < 300 and isinstance(request_id, int):
-        return request_id, False
-    if status is None or status in RETRY_STATUSES:
-        return None, True
-    logger.warning("spooled log %s refused by PromptLayer (HTTP %s)", key, status)
-    return None, False
+def _outcome(
+    key: str, status: int | None, answer: Any, *, transient: bool
+) -> tuple[int | None, bool]:
+    """(request id or None, whether it may heal) of one spooled log's answer."""
+    request_id, may_heal = log_outcome(status, answer, transient=transient)
+    if request_id is None and not may_heal:
+        logger.warning("spooled log %s not stored by PromptLayer (HTTP %s)", key, status)
+    return request_id, may_heal

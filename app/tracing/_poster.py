@@ -12,7 +12,15 @@ from typing import Any
 from app import json_codec
 from app.tracing._http import HttpPool, TransportError
 
-__all__ = ["BATCH_PATH", "RETRY_STATUSES", "BatchAnswers", "LocalHandler", "PostResult", "Poster"]
+__all__ = [
+    "BATCH_PATH",
+    "RETRY_STATUSES",
+    "BatchAnswers",
+    "LocalHandler",
+    "PostResult",
+    "Poster",
+    "log_outcome",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -200,6 +208,18 @@ class Poster:
         if self._pool is not None:
             await self._pool.aclose()
             self._pool = None
+
+
+def log_outcome(status: int | None, answer: Any, *, transient: bool) -> tuple[int | None, bool]:
+    """What one log's answer (alone or within a batch) means: (request id, False) if stored;
+    (None, True) if it may heal (no answer, 429, 5xx); (None, False) if refused for good, or
+    stored without a usable id."""
+    if status is not None and 200 <= status < 300:
+        try:
+            return int(answer["id"]), False
+        except (ValueError, KeyError, TypeError):
+            return None, False
+    return None, transient or status is None or status in RETRY_STATUSES
 
 
 def _batch_answer(result: Any) -> tuple[int | None, Any]:

@@ -8,7 +8,10 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+import pytest
+
 from app.tracing import BATCH_PATH, LogDelivery
+from app.tracing._poster import log_outcome
 from tests.utils.stub_http import Answer, Handler, Received, StubServer, stub_server
 
 SLOW = 0.3  # how long the first, lone post is held, so that others queue behind it
@@ -162,3 +165,18 @@ async def test_a_batch_too_large_for_the_backend_halves_the_batches_that_follow(
         sizes = [len(r.json()["requests"]) for r in server.received if r.path == BATCH_PATH]
         assert sizes == [6, 3, 3]
         assert delivery.stats()["delivered_total"] == 14
+
+
+@pytest.mark.parametrize(("status", "answer", "transient", "expected"), [
+    (201, {"id": 7}, False, (7, False)),
+    (201, {"id": "7"}, False, (7, False)),  # a digit string, as the drain always took it
+    (201, {"success": True}, False, (None, False)),  # stored, but no id to return
+    (None, None, True, (None, True)),  # nothing answered
+    (503, {"message": "busy"}, False, (None, True)),  # one log's own answer in a batch
+    (429, None, False, (None, True)),
+    (400, {"message": "model: ..."}, False, (None, False)),
+])
+def test_one_answer_is_read_the_same_by_delivery_and_drain(
+    status: int | None, answer: Any, transient: bool, expected: tuple[int | None, bool]
+) -> None:
+    assert log_outcome(status, answer, transient=transient) == expected
