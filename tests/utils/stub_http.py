@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable, Mapping
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
@@ -69,50 +70,70 @@ async def _read_request(reader: asyncio.StreamReader) -> Received | None:
 
 
 @contextlib.asynccontextmanager
-async def stub_server(handler: Handler) -> AsyncIterator[StubServer]:
-    """Serve `handler` on an ephemeral port; yield the server (its URL and what it got)."""
+async def tcp_server(
+    handle: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+    *,
+    tls: ssl.SSLContext | None = None,
+) -> AsyncIterator[int]:
+    """Run `handle` for each connection to 127.0.0.1 on an ephemeral port; yield the port.
+
+    A peer that drops the connection ends its handler quietly; the writer is closed after
+    each handler, and leaving the block cancels every connection still open.
+    """
     tasks: set[asyncio.Task[Any]] = set()
-    state = StubServer(url="", received=[])
 
     async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        tasks.add(asyncio.current_task())  # type: ignore[arg-type]
-        state.connections += 1
+        task = asyncio.current_task()
+        assert task is not None
+        tasks.add(task)
         try:
-            while (request := await _read_request(reader)) is not None:
-                state.received.append(request)
-                answer = handler(request)
-                if answer == DROP:
-                    return
-                if answer == GARBAGE:
-                    writer.write(b"HTTP/1.1 two hundred\r\nnonsense\r\n\r\n")
-                    await writer.drain()
-                    return
-                if answer == STALL:
-                    await asyncio.sleep(3600)
-                assert isinstance(answer, Answer)
-                if answer.delay:
-                    await asyncio.sleep(answer.delay)
-                body = b"" if answer.json is None else json.dumps(answer.json).encode()
-                reason = HTTPStatus(answer.status).phrase
-                head = [f"HTTP/1.1 {answer.status} {reason}", "Content-Type: application/json",
-                        f"Content-Length: {len(body)}",
-                        *(f"{k}: {v}" for k, v in answer.headers.items())]
-                writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + body)
-                await writer.drain()
+            await handle(reader, writer)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
             writer.close()
-            tasks.discard(asyncio.current_task())  # type: ignore[arg-type]
+            tasks.discard(task)
 
-    server = await asyncio.start_server(connection, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    state.url = f"http://127.0.0.1:{port}"
+    server = await asyncio.start_server(connection, "127.0.0.1", 0, ssl=tls)
     try:
-        yield state
+        yield server.sockets[0].getsockname()[1]
     finally:
         server.close()
         for task in list(tasks):
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await server.wait_closed()
+
+
+@contextlib.asynccontextmanager
+async def stub_server(handler: Handler) -> AsyncIterator[StubServer]:
+    """Serve `handler` on an ephemeral port; yield the server (its URL and what it got)."""
+    state = StubServer(url="", received=[])
+
+    async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        state.connections += 1
+        while (request := await _read_request(reader)) is not None:
+            state.received.append(request)
+            answer = handler(request)
+            if answer == DROP:
+                return
+            if answer == GARBAGE:
+                writer.write(b"HTTP/1.1 two hundred\r\nnonsense\r\n\r\n")
+                await writer.drain()
+                return
+            if answer == STALL:
+                await asyncio.sleep(3600)
+            assert isinstance(answer, Answer)
+            if answer.delay:
+                await asyncio.sleep(answer.delay)
+            body = b"" if answer.json is None else json.dumps(answer.json).encode()
+            reason = HTTPStatus(answer.status).phrase
+            head = [f"HTTP/1.1 {answer.status} {reason}", "Content-Type: application/json",
+                    f"Content-Length: {len(body)}",
+                    *(f"{k}: {v}" for k, v in answer.headers.items())]
+            writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + body)
+            await writer.drain()
+
+    async with tcp_server(connection) as port:
+        state.url = f"http://127.0.0.1:{port}"
+        yield state

@@ -24,6 +24,7 @@ from starlette.routing import Route
 
 from app.tracing._http import HttpPool, TransportError
 from tests.utils.servers import free_port, serve_in_thread
+from tests.utils.stub_http import tcp_server
 
 Reader = asyncio.StreamReader
 Writer = asyncio.StreamWriter
@@ -79,36 +80,21 @@ async def raw_server(
     serve: Serve, *, tls: ssl.SSLContext | None = None
 ) -> AsyncIterator[RawServer]:
     state = RawServer()
-    tasks: set[asyncio.Task[Any]] = set()
 
     async def on_connection(reader: Reader, writer: Writer) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        tasks.add(task)
         index = state.connections
         state.connections += 1
         state.open_now += 1
         state.most_open = max(state.most_open, state.open_now)
         try:
             await serve(index, reader, writer)
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
         finally:
             state.open_now -= 1
-            writer.close()
-            tasks.discard(task)
 
-    server = await asyncio.start_server(on_connection, "127.0.0.1", 0, ssl=tls)
-    state.port = server.sockets[0].getsockname()[1]
-    state.url = f"http://127.0.0.1:{state.port}"
-    try:
+    async with tcp_server(on_connection, tls=tls) as port:
+        state.port = port
+        state.url = f"http://127.0.0.1:{port}"
         yield state
-    finally:
-        server.close()
-        for task in list(tasks):
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await server.wait_closed()
 
 
 def keep_alive(state_of: Callable[[], RawServer], respond: bytes = b"") -> Serve:
