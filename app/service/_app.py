@@ -169,6 +169,7 @@ async def _start_service(
                 runtime=runtime, chain_name=spec.name, route=spec.path, delivery=delivery
             ),
         )
+    _chain_routes_first(app, catalog)
     app.state.runtime = runtime
     app.state.probes = {
         "registry": registry_probe(base_url=registry.base_url, api_key=registry.api_key),
@@ -184,6 +185,19 @@ async def _start_service(
         asyncio.create_task(_publish_delivery_stats(delivery)),
     ):
         stack.push_async_callback(_cancelled, task)
+
+
+def _chain_routes_first(app: FastAPI, catalog: Sequence[ChainSpec]) -> None:
+    """Match the chain routes before the docs, health and feedback routes.
+
+    The router tries routes in order, and each included router it passes costs a walk of
+    its routes: ~2% of a request's CPU (bench: instructions per /example/invoke). Chain
+    paths share no path with the others, so the order changes which is tried first only.
+    """
+    prefixes = tuple(spec.path + "/" for spec in catalog)
+    routes = app.router.routes
+    chain = [r for r in routes if getattr(r, "path", "").startswith(prefixes)]
+    routes[:] = chain + [r for r in routes if not getattr(r, "path", "").startswith(prefixes)]
 
 
 async def _cancelled(task: asyncio.Task[None]) -> None:

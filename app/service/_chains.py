@@ -148,7 +148,7 @@ class ChainRuntime:
         if spec.name in self._live:
             self._live[spec.name].swap(runnable)
         else:
-            self._live[spec.name] = LiveChain(runnable)
+            self._live[spec.name] = LiveChain(bound=runnable)
 
     async def refresh_once(self) -> list[str]:
         """Re-fetch every template; rebuild the chains whose version moved. Never raises."""

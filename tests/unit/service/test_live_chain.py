@@ -1,0 +1,87 @@
+"""LiveChain: the tracer in `configurable` reaches the chain's callbacks on every path."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.runnables import RunnableLambda
+
+from app.service._live_chain import TRACER_CONFIG_KEY, LiveChain
+
+
+class Recorder(BaseCallbackHandler):
+    """Records the root runs it sees (a chain start without a parent)."""
+
+    def __init__(self) -> None:
+        self.roots: list[UUID] = []
+
+    def on_chain_start(
+        self, serialized: dict[str, Any] | None, inputs: Any, *, run_id: UUID,
+        parent_run_id: UUID | None = None, **kwargs: Any,
+    ) -> None:
+        if parent_run_id is None:
+            self.roots.append(run_id)
+
+
+def _config(tracer: Any, **extra: Any) -> dict[str, Any]:
+    return {"configurable": {TRACER_CONFIG_KEY: tracer}, **extra}
+
+
+def _chain() -> LiveChain:
+    return LiveChain(bound=RunnableLambda(lambda x: x + 1))
+
+
+async def test_each_entry_point_runs_with_the_configured_tracer() -> None:
+    chain = _chain()
+    invoked, streamed, logged, evented = Recorder(), Recorder(), Recorder(), Recorder()
+    assert await chain.ainvoke(1, _config(invoked)) == 2
+    assert [c async for c in chain.astream(2, _config(streamed))] == [3]
+    assert [p async for p in chain.astream_log(3, _config(logged))]
+    assert [e async for e in chain.astream_events(4, _config(evented), version="v2")]
+    assert chain.invoke(5, _config(invoked)) == 6
+    runs = [len(r.roots) for r in (invoked, streamed, logged, evented)]
+    assert runs == [2, 1, 1, 1]
+
+
+async def test_batch_gives_each_input_its_own_configs_tracer() -> None:
+    first, second = Recorder(), Recorder()
+    assert await _chain().abatch([1, 2], [_config(first), _config(second)]) == [2, 3]
+    assert len(first.roots) == len(second.roots) == 1
+    assert first.roots != second.roots
+
+
+async def test_callbacks_already_in_the_config_are_kept() -> None:
+    ours, theirs = Recorder(), Recorder()
+    assert await _chain().ainvoke(1, _config(ours, callbacks=[theirs])) == 2
+    assert len(ours.roots) == 1 and ours.roots == theirs.roots
+
+
+async def test_a_value_that_is_not_a_handler_is_ignored() -> None:
+    # A client's `configurable` could only carry JSON, such as a string.
+    assert await _chain().ainvoke(1, _config("not a handler")) == 2
+    assert await _chain().ainvoke(1, {"configurable": {}}) == 2
+    assert await _chain().ainvoke(1) == 2
+
+
+async def test_swap_serves_the_new_chain_from_the_next_run() -> None:
+    chain, tracer = _chain(), Recorder()
+    chain.swap(RunnableLambda(lambda x: x * 10))
+    assert await chain.ainvoke(2, _config(tracer)) == 20
+    assert len(tracer.roots) == 1
+
+
+async def test_a_bound_config_is_merged_before_the_tracer_is_added() -> None:
+    tracer = Recorder()
+    tagged = _chain().with_config(tags=["kept"])
+    seen: list[list[str]] = []
+
+    class Tags(BaseCallbackHandler):
+        def on_chain_start(self, serialized: Any, inputs: Any, *, tags: list[str] | None = None,
+                           parent_run_id: UUID | None = None, **kwargs: Any) -> None:
+            if parent_run_id is None:
+                seen.append(list(tags or []))
+
+    assert await tagged.ainvoke(1, _config(tracer, callbacks=[Tags()])) == 2
+    assert len(tracer.roots) == 1 and seen == [["kept"]]
