@@ -29,8 +29,13 @@ class BodySizeLimitMiddleware:
             await self.app(scope, receive, send)
             return
         for name, value in scope["headers"]:
-            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                await self._refuse(send)
+            if name == b"content-length" and value.isdigit():
+                if int(value) > self.max_bytes:
+                    await self._refuse(send)
+                    return
+                # The server reads exactly the declared length (HTTP framing), so a body
+                # within it needs no counting; only chunked bodies do.
+                await self.app(scope, receive, send)
                 return
         received = 0
         started = False
