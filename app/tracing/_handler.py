@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 from uuid import UUID
 
-from langchain_core.callbacks import AsyncCallbackHandler
+from langchain_core.callbacks import AsyncCallbackHandler, BaseCallbackHandler
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import LLMResult
 
@@ -90,6 +90,23 @@ class PromptLayerTracer(AsyncCallbackHandler):
         _, still = await asyncio.wait(pending, timeout=timeout)
         return not still
 
+    def open_root(self, run_id: UUID | str, inputs: Any) -> BaseCallbackHandler:
+        """Trace one root run whose id and input the caller knows; `close_root` ends it.
+
+        Put the handler returned into that run's callbacks in place of this tracer: it
+        takes the LLM calls only, so LangChain skips dispatching every chain start and end
+        (eight per run of `prompt | model | parser`), which the tracer would only track to
+        find each call's root and that root's input. The prompt's input variables then come
+        from the root's input alone. The service's LiveChain opens its runs this way.
+        """
+        root_id = as_uuid(run_id)
+        self._tree.start(root_id, None, inputs=inputs)
+        return _RootCalls(self, root_id)
+
+    def close_root(self, run_id: UUID | str) -> None:
+        """The root run opened with `open_root` has ended (a chain end, for grouping)."""
+        self._end(as_uuid(run_id))
+
     # -- run tree ----------------------------------------------------------------------------
 
     async def on_chain_start(
@@ -165,10 +182,17 @@ class PromptLayerTracer(AsyncCallbackHandler):
         metadata: dict[str, Any] | None = None, **kwargs: Any,
     ) -> None:
         """Remember the chat call's input; conversion waits until the end (off the TTFT)."""
+        self._chat_started(serialized, messages, run_id, parent_run_id, metadata, kwargs)
+
+    def _chat_started(
+        self, serialized: dict[str, Any], messages: list[list[BaseMessage]], run_id: UUID,
+        parent_run_id: UUID | None, metadata: dict[str, Any] | None, kwargs: dict[str, Any],
+        root_id: UUID | None = None,
+    ) -> None:
         try:
             call = self._call("chat", serialized, metadata, kwargs)
             call.messages = messages[0] if messages else []
-            self._tree.start(run_id, parent_run_id, llm=call)
+            self._tree.start(run_id, parent_run_id, llm=call, root_id=root_id)
         except Exception:
             logger.exception("PromptLayer tracer: on_chat_model_start failed")
 
@@ -178,10 +202,17 @@ class PromptLayerTracer(AsyncCallbackHandler):
         metadata: dict[str, Any] | None = None, **kwargs: Any,
     ) -> None:
         """Remember the completion call's prompt (LangChain sends one prompt per run)."""
+        self._completion_started(serialized, prompts, run_id, parent_run_id, metadata, kwargs)
+
+    def _completion_started(
+        self, serialized: dict[str, Any], prompts: list[str], run_id: UUID,
+        parent_run_id: UUID | None, metadata: dict[str, Any] | None, kwargs: dict[str, Any],
+        root_id: UUID | None = None,
+    ) -> None:
         try:
             call = self._call("completion", serialized, metadata, kwargs)
             call.prompt = prompts[0] if prompts else ""
-            self._tree.start(run_id, parent_run_id, llm=call)
+            self._tree.start(run_id, parent_run_id, llm=call, root_id=root_id)
         except Exception:
             logger.exception("PromptLayer tracer: on_llm_start failed")
 
@@ -315,6 +346,64 @@ class PromptLayerTracer(AsyncCallbackHandler):
             await asyncio.gather(*(self._delivery.track_group(i, group_id) for i in ids))
         except Exception:
             logger.exception("PromptLayer tracer: grouping root %s failed", root_id)
+
+
+class _RootCalls(AsyncCallbackHandler):
+    """The LLM calls of one root run opened with `PromptLayerTracer.open_root`."""
+
+    run_inline = True
+    raise_error = False
+
+    def __init__(self, tracer: PromptLayerTracer, root_id: UUID) -> None:
+        self._tracer = tracer
+        self._root_id = root_id
+
+    # LangChain asks these before dispatching an event; only LLM events get through.
+    @property
+    def ignore_chain(self) -> bool:
+        return True
+
+    @property
+    def ignore_agent(self) -> bool:
+        return True
+
+    @property
+    def ignore_retriever(self) -> bool:
+        return True
+
+    @property
+    def ignore_retry(self) -> bool:
+        return True
+
+    @property
+    def ignore_custom_event(self) -> bool:
+        return True
+
+    async def on_chat_model_start(
+        self, serialized: dict[str, Any], messages: list[list[BaseMessage]], *, run_id: UUID,
+        parent_run_id: UUID | None = None, tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None, **kwargs: Any,
+    ) -> None:
+        """Start the call under this root."""
+        self._tracer._chat_started(serialized, messages, run_id, parent_run_id, metadata,
+                                   kwargs, root_id=self._root_id)
+
+    async def on_llm_start(
+        self, serialized: dict[str, Any], prompts: list[str], *, run_id: UUID,
+        parent_run_id: UUID | None = None, tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None, **kwargs: Any,
+    ) -> None:
+        """Start the call under this root."""
+        self._tracer._completion_started(serialized, prompts, run_id, parent_run_id, metadata,
+                                         kwargs, root_id=self._root_id)
+
+    async def on_llm_end(self, response: LLMResult, **kwargs: Any) -> None:
+        """Log the call, as the tracer does."""
+        await self._tracer.on_llm_end(response, **kwargs)
+
+    async def on_llm_error(self, error: BaseException, **kwargs: Any) -> None:
+        """Log the failed call, as the tracer does."""
+        await self._tracer.on_llm_error(error, **kwargs)
 
 
 def _result(future: asyncio.Future[int | None]) -> int | None:

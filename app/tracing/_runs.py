@@ -83,13 +83,16 @@ class RunTree:
         *,
         inputs: Any = None,
         llm: LLMCall | None = None,
+        root_id: UUID | None = None,
     ) -> RunNode:
-        """Record a started run; a run whose parent we never saw starts a new root."""
+        """Record a started run under `root_id` if given; else under its parent's root, and
+        a run whose parent we never saw starts a new root."""
         run_id = as_uuid(run_id)
         parent_id = as_uuid(parent_id) if parent_id is not None else None
         with self._lock:
-            parent = self._runs.get(parent_id) if parent_id is not None else None
-            root_id = parent.root_id if parent is not None else run_id
+            if root_id is None:
+                parent = self._runs.get(parent_id) if parent_id is not None else None
+                root_id = parent.root_id if parent is not None else run_id
             root = self._roots.get(root_id)
             if root is None:
                 root = self._roots[root_id] = RootState()

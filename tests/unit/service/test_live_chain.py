@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.language_models.fake_chat_models import FakeListChatModel
+from langchain_core.output_parsers import StrOutputParser
+from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import RunnableLambda
 
 from app.service._live_chain import TRACER_CONFIG_KEY, LiveChain
+from app.tracing import PromptLayerTracer, PromptRef
+from tests.utils.fake_delivery import FakeDelivery
 
 
 class Recorder(BaseCallbackHandler):
@@ -85,3 +90,28 @@ async def test_a_bound_config_is_merged_before_the_tracer_is_added() -> None:
 
     assert await tagged.ainvoke(1, _config(tracer, callbacks=[Tags()])) == 2
     assert len(tracer.roots) == 1 and seen == [["kept"]]
+
+
+async def test_every_served_entry_point_logs_each_run_under_its_run_id() -> None:
+    delivery = FakeDelivery()
+    tracer = PromptLayerTracer(delivery, tags=[],  # type: ignore[arg-type]
+                               prompt=PromptRef("example", 1, 7, ("product",)))
+    prompt = ChatPromptTemplate.from_messages([("user", "about {product}")])
+    chain = LiveChain(bound=prompt | FakeListChatModel(responses=["ok"] * 6) | StrOutputParser())
+    run_ids = [uuid4() for _ in range(6)]
+
+    def config(run_id: UUID) -> Any:
+        return {**_config(tracer), "run_id": str(run_id)}  # LangServe passes a string
+
+    assert await chain.ainvoke({"product": "a"}, config(run_ids[0])) == "ok"
+    assert [c async for c in chain.astream({"product": "b"}, config(run_ids[1]))]
+    assert [p async for p in chain.astream_log({"product": "c"}, config(run_ids[2]))]
+    assert [e async for e in chain.astream_events({"product": "d"}, config(run_ids[3]),
+                                                  version="v2")]
+    assert await chain.abatch([{"product": "e"}, {"product": "f"}],
+                              [config(run_ids[4]), config(run_ids[5])]) == ["ok", "ok"]
+    assert tracer.root_run_ids == run_ids
+    logged = sorted((b["metadata"]["_langchain_root_run_id"],
+                     b["prompt_input_variables"]["product"]) for b in delivery.bodies)
+    assert logged == sorted(zip(map(str, run_ids), "abcdef", strict=True))
+    assert len(tracer._tree) == 0  # every root was closed

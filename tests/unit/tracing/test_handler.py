@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
-from collections.abc import Coroutine
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import pytest
 from langchain_core.language_models.fake import FakeListLLM
@@ -17,39 +15,7 @@ from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
 from langchain_core.runnables import RunnableLambda
 
 from app.tracing import PromptLayerTracer, PromptRef
-
-
-class FakeDelivery:
-    """Records what the tracer submits; ids count up from 1. `hold` keeps futures pending."""
-
-    def __init__(self, *, hold: bool = False, broken: bool = False) -> None:
-        self.bodies: list[dict[str, Any]] = []
-        self.keys: list[str] = []
-        self.tracked: list[tuple[int, int]] = []
-        self.hold, self.broken = hold, broken
-        self._ids = itertools.count(1)
-        self.loop = asyncio.get_running_loop()
-
-    def submit(self, body: dict[str, Any], *, idempotency_key: str) -> asyncio.Future[int | None]:
-        if self.broken:
-            raise RuntimeError("delivery exploded")
-        self.bodies.append(body)
-        self.keys.append(idempotency_key)
-        future: asyncio.Future[int | None] = asyncio.Future(loop=self.loop)
-        if not self.hold:
-            self.loop.call_soon_threadsafe(future.set_result, next(self._ids))
-        return future
-
-    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Future[Any]:
-        return self.loop.create_task(coro)
-
-    async def create_group(self) -> int:
-        return 99
-
-    async def track_group(self, request_id: int, group_id: int) -> bool:
-        self.tracked.append((request_id, group_id))
-        return True
-
+from tests.utils.fake_delivery import FakeDelivery
 
 PROMPT = PromptRef(name="example", version=3, template_id=12,
                    input_variable_names=("product", "history"))
@@ -120,6 +86,47 @@ async def test_two_calls_are_grouped_after_the_root_ends() -> None:
     assert delivery.tracked == [(1, 99), (2, 99)]
     assert tracer.group_ids == {root: 99}
     assert sorted(ids) == [1, 2]
+
+
+async def test_an_opened_root_gets_its_calls_and_groups_them_when_closed() -> None:
+    delivery = FakeDelivery()
+    tracer = _tracer(delivery)
+    root = uuid4()
+    handler = tracer.open_root(str(root), {"product": "toasters"})
+    # The first call's parent is a sequence inside a parallel step, which the tracer never
+    # sees: only the opened root ties it to the run.
+    chain = ({"text": _chain("first")} | RunnableLambda(lambda d: {"product": d["text"]})
+             | _chain("second"))
+    config: Any = {"callbacks": [handler], "run_id": root}
+    assert await chain.ainvoke({"product": "toasters"}, config=config) == "second"
+    assert tracer.root_run_ids == [root]
+    assert [b["metadata"]["_langchain_root_run_id"] for b in delivery.bodies] == [str(root)] * 2
+    # The input variables come from the input the root was opened with.
+    assert [b["prompt_input_variables"] for b in delivery.bodies] == [{"product": "toasters"}] * 2
+    assert await tracer.request_ids(root, timeout=1) == [1, 2]
+    # Until close_root the root stays open (only it: no chain run was followed) and ungrouped.
+    assert await tracer.drain(timeout=1)
+    assert (len(tracer._tree), delivery.tracked) == (1, [])
+    tracer.close_root(root)
+    assert await tracer.drain(timeout=1)
+    assert delivery.tracked == [(1, 99), (2, 99)]
+    assert tracer.group_ids == {root: 99}
+    assert len(tracer._tree) == 0
+
+
+async def test_an_opened_root_that_is_itself_the_model() -> None:
+    delivery = FakeDelivery()
+    tracer = _tracer(delivery, prompt=None)
+    root = uuid4()
+    handler = tracer.open_root(root, "q?")
+    config: Any = {"callbacks": [handler], "run_id": root}
+    assert await FakeListLLM(responses=["yes"]).ainvoke("q?", config=config) == "yes"
+    tracer.close_root(root)
+    (body,) = delivery.bodies
+    assert body["metadata"]["_langchain_run_id"] == str(root)
+    assert "_langchain_parent_run_id" not in body["metadata"]
+    assert await tracer.request_ids(root, timeout=1) == [1]
+    assert len(tracer._tree) == 0
 
 
 async def test_completion_llm_and_error_status() -> None:
