@@ -127,3 +127,14 @@ def test_json_formatter_writes_what_orjson_cannot() -> None:
     line = json.loads(JsonFormatter().format(record))
     assert line["huge"] == 2**70 and line["text"] == "café"
     assert line["when"].startswith("<object object")
+
+
+def test_json_formatter_stamps_each_record_with_its_own_time() -> None:
+    formatter = JsonFormatter()
+    stamps = []
+    for created in (1_800_000_000.25, 1_800_000_000.5, 1_800_000_061.0, 1_800_000_000.75):
+        record = logging.makeLogRecord({"msg": "m", "levelname": "INFO"})
+        record.created, record.msecs = created, (created % 1) * 1000
+        stamps.append(json.loads(formatter.format(record))["ts"])
+    assert stamps == ["2027-01-15T08:00:00.250Z", "2027-01-15T08:00:00.500Z",
+                      "2027-01-15T08:01:01.000Z", "2027-01-15T08:00:00.750Z"]
