@@ -31,7 +31,8 @@ lint: $(STAMP)
 	$(BIN)/ruff check app chains tests bench
 	$(BIN)/mypy
 
-# Benchmarks of PRODUCT.md's targets (see BENCHMARKS.md); needs wrk (apt-get install wrk).
+# Benchmarks of PRODUCT.md's targets (see BENCHMARKS.md); needs wrk and valgrind (apt-get install
+# wrk valgrind).
 # py-spy (profiling) goes into the venv only, it is not a project dependency.
 # BENCH_ARGS="--quick" or "--only ingest" etc.
 bench: $(STAMP)

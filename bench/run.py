@@ -6,6 +6,7 @@ Parts (all by default; `--only PART`, repeatable):
   latency   Issue 3 d–e: first streamed chunk, last chunk → id event, 50 ms proxy
   profile   where the traced service spends its time (py-spy)
   clients   delivery HTTP client cost per log: ours (HttpPool) vs aiohttp vs httpx
+  instructions  CPU instructions per invoke, callgrind (valgrind), noise-free (bench.instructions)
 `--quick` (≤ ~2 min) runs every part but `profile` with 2 short rounds and without the
 SDK references: a smoke test, not figures to quote. Every comparison runs its variants
 in the same run, alternating, because the machine (2 cores) is shared and noisy.
@@ -30,11 +31,12 @@ from pathlib import Path
 from bench._fleet import VARIANTS
 from bench.clients import run_clients
 from bench.ingest import run_ingest
+from bench.instructions import run_instructions
 from bench.latency import run_latency
 from bench.overhead import run_overhead
 from bench.profile import run_profile
 
-PARTS = ("ingest", "overhead", "latency", "profile", "clients")
+PARTS = ("ingest", "overhead", "latency", "profile", "clients", "instructions")
 ANALYSIS = ("bare-handler", "traced-nohttp", "traced-aiohttp")
 
 
@@ -50,6 +52,7 @@ class Plan:
     profile_seconds: float
     client_posts: int
     client_rounds: int
+    counted_requests: int = 300
     databases: tuple[str, ...] = ("sqlite", "postgresql")
     variants: tuple[str, ...] = VARIANTS + ANALYSIS
     pin: bool = False
@@ -58,7 +61,8 @@ class Plan:
 FULL = Plan(rounds=3, seconds=10, overhead_seconds=8, samples=200, proxied=40, profile_seconds=10,
             client_posts=600, client_rounds=3)
 QUICK = Plan(rounds=2, seconds=2, overhead_seconds=2, samples=20, proxied=5, profile_seconds=3,
-             client_posts=150, client_rounds=1, variants=("bare", "traced", "embedded"))
+             client_posts=150, client_rounds=1, counted_requests=50,
+             variants=("bare", "traced", "embedded"))
 
 
 def _parts(plan: Plan, work: Path) -> dict[str, Callable[[], list[str]]]:
@@ -82,6 +86,7 @@ def _parts(plan: Plan, work: Path) -> dict[str, Callable[[], list[str]]]:
         "profile": profile,
         "clients": lambda: run_clients(work, n=plan.client_posts,
                                        rounds=plan.client_rounds).lines(),
+        "instructions": lambda: run_instructions(work, requests=plan.counted_requests),
     }
 
 

@@ -1,0 +1,176 @@
+"""CPU instructions per `/example/invoke`, counted by callgrind: our layer's cost, without noise.
+
+    .venv/bin/python -m bench.instructions [--requests 300] [--concurrency 32] [VARIANT ...]
+
+Timed runs on this shared VM move by ±10% between identical server processes (§2 of
+BENCHMARKS.md), more than most single changes to our layer. Instruction counts do not:
+each variant's app (bench.apps, the fake chat model, logs to a `promptserve backend` in
+another process) runs in-process under valgrind's callgrind, its ASGI callable driven
+directly with `--concurrency` requests in flight; counting is on only while the measured
+requests run, after a warm-up and a heap freeze as in the served app. Repeat runs agree
+to 0.3%. What they leave out: the HTTP server (uvicorn, the same for every variant), the
+kernel's share, and effects of timing (in callgrind the app runs ~50× slower, so a log's
+answer is back almost at once, unlike a live server's). Needs valgrind (Debian package).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import logging.config
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Awaitable, Callable, MutableMapping
+from pathlib import Path
+from typing import Any
+
+from bench._backend import API_KEY, running_backend, seed
+
+__all__ = ["count_instructions", "main"]
+
+DEFAULT_VARIANTS = ("bare", "bare-handler", "traced-nohttp", "traced")
+_BODY = json.dumps({"input": {"product": "toasters"}}).encode()
+_WARM_UP = 200
+
+ASGIApp = Callable[[MutableMapping[str, Any], Callable[[], Awaitable[Any]],
+                    Callable[[MutableMapping[str, Any]], Awaitable[None]]], Awaitable[None]]
+
+
+def _scope() -> dict[str, Any]:
+    return {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": "/example/invoke", "raw_path": b"/example/invoke",
+        "query_string": b"", "root_path": "", "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000), "state": {},
+        "headers": [(b"host", b"127.0.0.1"), (b"content-type", b"application/json"),
+                    (b"content-length", str(len(_BODY)).encode())],
+    }
+
+
+async def _invoke(app: ASGIApp) -> None:
+    delivered = False
+    status: list[int] = []
+
+    async def receive() -> dict[str, Any]:
+        nonlocal delivered
+        if not delivered:
+            delivered = True
+            return {"type": "http.request", "body": _BODY, "more_body": False}
+        await asyncio.Event().wait()  # no disconnect: wait until cancelled
+        raise AssertionError("unreachable")
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            status.append(message["status"])
+
+    await app(_scope(), receive, send)
+    if status != [200]:
+        raise RuntimeError(f"/example/invoke answered {status}")
+
+
+async def _load(app: ASGIApp, requests: int, concurrency: int) -> None:
+    slots = asyncio.Semaphore(concurrency)
+
+    async def one() -> None:
+        async with slots:
+            await _invoke(app)
+
+    await asyncio.gather(*(one() for _ in range(requests)))
+
+
+def _callgrind(on: bool) -> None:
+    subprocess.run(["callgrind_control", "-i", "on" if on else "off", str(os.getpid())],
+                   check=True, capture_output=True)
+
+
+async def _child(variant: str, requests: int, concurrency: int) -> None:
+    """In the valgrind process: build the app, warm it, count `requests` invocations."""
+    from app.config import Settings
+    from app.observability import log_config
+    from bench.apps import APPS
+
+    settings = Settings()
+    # As `promptserve serve` logs: our access line per request is part of our cost.
+    logging.config.dictConfig(log_config(level=settings.log_level, fmt=settings.log_format))
+    app = APPS[variant](settings)
+    async with app.router.lifespan_context(app):
+        await _load(app, _WARM_UP, concurrency)
+        gc.collect()
+        gc.freeze()
+        _callgrind(True)
+        await _load(app, requests, concurrency)
+        _callgrind(False)
+
+
+def count_instructions(
+    variant: str, *, backend_url: str, requests: int, concurrency: int, work: Path
+) -> float:
+    """Instructions per request of `variant` (callgrind's total over `requests`)."""
+    out = work / f"callgrind.{variant}.out"
+    env = {**os.environ, "PROMPTLAYER_BASE_URL": backend_url, "PROMPTLAYER_API_KEY": API_KEY,
+           "PROMPTSERVE_DATA_DIR": str(work / f"{variant}-data"), "OPENAI_API_KEY": "",
+           "OPENAI_BASE_URL": "", "PROMPTSERVE_REFRESH_INTERVAL_SECONDS": "1000000"}
+    with (work / f"{variant}.log").open("wb") as log:
+        subprocess.run(
+            ["valgrind", "--tool=callgrind", "--instr-atstart=no",
+             f"--callgrind-out-file={out}", sys.executable, "-m", "bench.instructions",
+             "--child", variant, "--requests", str(requests),
+             "--concurrency", str(concurrency)],
+            env=env, stdout=log, stderr=subprocess.STDOUT, check=True,
+        )
+    for line in out.read_text().splitlines():
+        if line.startswith("totals:"):
+            return int(line.split()[1]) / requests
+    raise RuntimeError(f"no totals in {out}")
+
+
+def run_instructions(
+    work: Path, variants: tuple[str, ...] = DEFAULT_VARIANTS, *, requests: int = 300,
+    concurrency: int = 32,
+) -> list[str]:
+    """Count every variant (two at a time: one per core); report lines."""
+    with running_backend("instructions-backend", work) as (backend, _):
+        seed(backend.url)
+        with _pool() as pool:
+            counts = dict(zip(variants, pool.map(
+                lambda v: count_instructions(v, backend_url=backend.url, requests=requests,
+                                             concurrency=concurrency, work=work),
+                variants), strict=True))
+    lines = [f"instructions per /example/invoke (callgrind, in-process, {requests} requests, "
+             f"{concurrency} in flight)"]
+    bare = counts.get("bare")
+    for variant, count in counts.items():
+        ratio = f"  bare ÷ this {bare / count:.3f}" if bare else ""
+        lines.append(f"  {variant:14s} {count / 1e6:6.3f} M{ratio}")
+    return lines
+
+
+def _pool() -> Any:
+    from concurrent.futures import ThreadPoolExecutor
+
+    return ThreadPoolExecutor(max_workers=2)
+
+
+def main() -> None:
+    """Parse arguments; count each variant, or (--child) be the counted process."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("variants", nargs="*", default=list(DEFAULT_VARIANTS))
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        asyncio.run(_child(args.child, args.requests, args.concurrency))
+        return
+    with tempfile.TemporaryDirectory(prefix="promptserve-instructions-") as work:
+        for line in run_instructions(Path(work), tuple(args.variants), requests=args.requests,
+                                     concurrency=args.concurrency):
+            print(line)
+
+
+if __name__ == "__main__":
+    main()
