@@ -69,12 +69,17 @@ def spawn(
 
     Output goes to a file, not a pipe: an undrained pipe freezes a server that logs every
     request (uvicorn's access log) after a few hundred requests.
+
+    Every server gets the same PYTHONHASHSEED (0 unless the environment sets one): with a
+    random seed per process, two identical bare servers differed by 10% in CPU per request
+    in one run; with one seed, three agreed within 3% (BENCHMARKS.md §2, "night").
     """
     log = log_dir / f"{name}.log"
     url = f"http://127.0.0.1:{port}"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, *python_args, *module_args], cwd=root, env={**os.environ, **env},
+            [sys.executable, *python_args, *module_args], cwd=root,
+            env={**os.environ, "PYTHONHASHSEED": os.environ.get("PYTHONHASHSEED", "0"), **env},
             stdout=out, stderr=subprocess.STDOUT,
         )
     try:
