@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -135,7 +136,7 @@ def run_instructions(
     """Count every variant (two at a time: one per core); report lines."""
     with running_backend("instructions-backend", work) as (backend, _):
         seed(backend.url)
-        with _pool() as pool:
+        with ThreadPoolExecutor(max_workers=2) as pool:
             counts = dict(zip(variants, pool.map(
                 lambda v: count_instructions(v, backend_url=backend.url, requests=requests,
                                              concurrency=concurrency, work=work),
@@ -147,12 +148,6 @@ def run_instructions(
         ratio = f"  bare ÷ this {bare / count:.3f}" if bare else ""
         lines.append(f"  {variant:14s} {count / 1e6:6.3f} M{ratio}")
     return lines
-
-
-def _pool() -> Any:
-    from concurrent.futures import ThreadPoolExecutor
-
-    return ThreadPoolExecutor(max_workers=2)
 
 
 def main() -> None:

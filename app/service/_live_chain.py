@@ -47,7 +47,7 @@ def _with_handler(config: RunnableConfig, handler: BaseCallbackHandler) -> Runna
     return {**config, "callbacks": merged}
 
 
-def with_tracer(config: RunnableConfig) -> RunnableConfig:
+def _with_tracer(config: RunnableConfig) -> RunnableConfig:
     """`config` with the tracer its `configurable` carries added to its callbacks."""
     tracer = (config.get("configurable") or {}).get(TRACER_CONFIG_KEY)
     if not isinstance(tracer, BaseCallbackHandler):  # a client cannot smuggle one in
@@ -88,8 +88,8 @@ class LiveChain(RunnableBinding[Any, Any]):
         # ~2% of a request's CPU); the bound chain normalises the config anyway, so a lone
         # config only gets its tracer.
         if len(configs) == 1 and not self.config:
-            return with_tracer(configs[0] or {})
-        return with_tracer(merge_configs(self.config, *configs))
+            return _with_tracer(configs[0] or {})
+        return _with_tracer(merge_configs(self.config, *configs))
 
     async def ainvoke(
         self, input: Any, config: RunnableConfig | None = None, **kwargs: Any

@@ -358,26 +358,8 @@ class _RootCalls(AsyncCallbackHandler):
         self._tracer = tracer
         self._root_id = root_id
 
-    # LangChain asks these before dispatching an event; only LLM events get through.
-    @property
-    def ignore_chain(self) -> bool:
-        return True
-
-    @property
-    def ignore_agent(self) -> bool:
-        return True
-
-    @property
-    def ignore_retriever(self) -> bool:
-        return True
-
-    @property
-    def ignore_retry(self) -> bool:
-        return True
-
-    @property
-    def ignore_custom_event(self) -> bool:
-        return True
+    # LangChain reads these before dispatching an event; only LLM events get through.
+    ignore_chain = ignore_agent = ignore_retriever = ignore_retry = ignore_custom_event = True
 
     async def on_chat_model_start(
         self, serialized: dict[str, Any], messages: list[list[BaseMessage]], *, run_id: UUID,
