@@ -7,17 +7,19 @@ BENCHMARKS.md), more than most single changes to our layer. Instruction counts d
 each variant's app (bench.apps, the fake chat model, logs to a `promptserve backend` in
 another process) runs in-process under valgrind's callgrind, its ASGI callable driven
 directly with `--concurrency` requests in flight; counting is on only while the measured
-requests run, after a warm-up and a heap freeze as in the served app. Repeat runs agree
-to 0.3%. What they leave out: the HTTP server (uvicorn, the same for every variant), the
-kernel's share, and effects of timing (in callgrind the app runs ~50× slower, so a log's
-answer is back almost at once, unlike a live server's). Needs valgrind (Debian package).
+requests run, after a warm-up and the served app's heap freeze (`app.heap_freeze`). Repeat
+runs agree to 0.3%. What they leave out: the HTTP server (uvicorn, the same for every
+variant), the kernel's share, and effects of timing (in callgrind the app runs ~50× slower,
+so a log's answer is back almost at once, unlike a live server's). Nor are instructions
+time: in-process, timed, our layer's instructions cost about twice as much time each as
+bare LangServe's (BENCHMARKS.md §2, "2026-11-26, late"), so the instruction ratio is above
+the timed one. Needs valgrind (Debian package).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import json
 import logging.config
 import os
@@ -91,6 +93,7 @@ def _callgrind(on: bool) -> None:
 async def _child(variant: str, requests: int, concurrency: int) -> None:
     """In the valgrind process: build the app, warm it, count `requests` invocations."""
     from app.config import Settings
+    from app.heap_freeze import freeze_heap
     from app.observability import log_config
     from bench.apps import APPS
 
@@ -100,8 +103,7 @@ async def _child(variant: str, requests: int, concurrency: int) -> None:
     app = APPS[variant](settings)
     async with app.router.lifespan_context(app):
         await _load(app, _WARM_UP, concurrency)
-        gc.collect()
-        gc.freeze()
+        freeze_heap()  # as the served app does once started
         _callgrind(True)
         await _load(app, requests, concurrency)
         _callgrind(False)

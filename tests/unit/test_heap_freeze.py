@@ -13,14 +13,16 @@ from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from app.heap_freeze import FreezeHeapAfterStartup
+from app.heap_freeze import YOUNG_THRESHOLD, FreezeHeapAfterStartup
 
 
 @pytest.fixture(autouse=True)
 def _unfrozen() -> Iterator[None]:
-    gc.unfreeze()  # this test process must not keep its heap frozen
+    gc.unfreeze()  # this test process must not keep its heap frozen, nor its thresholds
+    thresholds = gc.get_threshold()
     yield
     gc.unfreeze()
+    gc.set_threshold(*thresholds)
 
 
 def _app(seen: list[int]) -> Starlette:
@@ -51,6 +53,7 @@ async def test_the_heap_is_frozen_once_start_up_completes() -> None:
     inbox, task = await _start(app)
     assert seen == [0]
     assert gc.get_freeze_count() > 1000  # modules, classes, the app: all frozen
+    assert gc.get_threshold()[0] == YOUNG_THRESHOLD
     await inbox.put({"type": "lifespan.shutdown"})
     await task
 
@@ -62,3 +65,4 @@ async def test_requests_pass_through_untouched() -> None:
         response = await client.get("/")
     assert (response.status_code, response.text) == (200, "hello")
     assert gc.get_freeze_count() == 0  # no lifespan ran, so nothing was frozen
+    assert gc.get_threshold()[0] != YOUNG_THRESHOLD
