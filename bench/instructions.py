@@ -20,69 +20,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging.config
 import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Awaitable, Callable, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
-from bench._backend import API_KEY, running_backend, seed
+from bench._asgi_load import app_env, drive
+from bench._backend import running_backend, seed
 
 __all__ = ["count_instructions", "main"]
 
 DEFAULT_VARIANTS = ("bare", "bare-handler", "traced-nohttp", "traced")
-_BODY = json.dumps({"input": {"product": "toasters"}}).encode()
 _WARM_UP = 200
-
-ASGIApp = Callable[[MutableMapping[str, Any], Callable[[], Awaitable[Any]],
-                    Callable[[MutableMapping[str, Any]], Awaitable[None]]], Awaitable[None]]
-
-
-def _scope() -> dict[str, Any]:
-    return {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-        "scheme": "http", "path": "/example/invoke", "raw_path": b"/example/invoke",
-        "query_string": b"", "root_path": "", "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 8000), "state": {},
-        "headers": [(b"host", b"127.0.0.1"), (b"content-type", b"application/json"),
-                    (b"content-length", str(len(_BODY)).encode())],
-    }
-
-
-async def _invoke(app: ASGIApp) -> None:
-    delivered = False
-    status: list[int] = []
-
-    async def receive() -> dict[str, Any]:
-        nonlocal delivered
-        if not delivered:
-            delivered = True
-            return {"type": "http.request", "body": _BODY, "more_body": False}
-        await asyncio.Event().wait()  # no disconnect: wait until cancelled
-        raise AssertionError("unreachable")
-
-    async def send(message: MutableMapping[str, Any]) -> None:
-        if message["type"] == "http.response.start":
-            status.append(message["status"])
-
-    await app(_scope(), receive, send)
-    if status != [200]:
-        raise RuntimeError(f"/example/invoke answered {status}")
-
-
-async def _load(app: ASGIApp, requests: int, concurrency: int) -> None:
-    slots = asyncio.Semaphore(concurrency)
-
-    async def one() -> None:
-        async with slots:
-            await _invoke(app)
-
-    await asyncio.gather(*(one() for _ in range(requests)))
 
 
 def _callgrind(on: bool) -> None:
@@ -102,10 +54,10 @@ async def _child(variant: str, requests: int, concurrency: int) -> None:
     logging.config.dictConfig(log_config(level=settings.log_level, fmt=settings.log_format))
     app = APPS[variant](settings)
     async with app.router.lifespan_context(app):
-        await _load(app, _WARM_UP, concurrency)
+        await drive(app, _WARM_UP, concurrency)
         freeze_heap()  # as the served app does once started
         _callgrind(True)
-        await _load(app, requests, concurrency)
+        await drive(app, requests, concurrency)
         _callgrind(False)
 
 
@@ -114,9 +66,7 @@ def count_instructions(
 ) -> float:
     """Instructions per request of `variant` (callgrind's total over `requests`)."""
     out = work / f"callgrind.{variant}.out"
-    env = {**os.environ, "PROMPTLAYER_BASE_URL": backend_url, "PROMPTLAYER_API_KEY": API_KEY,
-           "PROMPTSERVE_DATA_DIR": str(work / f"{variant}-data"), "OPENAI_API_KEY": "",
-           "OPENAI_BASE_URL": "", "PROMPTSERVE_REFRESH_INTERVAL_SECONDS": "1000000"}
+    env = app_env(backend_url=backend_url, data_dir=work / f"{variant}-data")
     with (work / f"{variant}.log").open("wb") as log:
         subprocess.run(
             ["valgrind", "--tool=callgrind", "--instr-atstart=no",

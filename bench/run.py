@@ -7,6 +7,7 @@ Parts (all by default; `--only PART`, repeatable):
   profile   where the traced service spends its time (py-spy)
   clients   delivery HTTP client cost per log: ours (HttpPool) vs aiohttp vs httpx
   instructions  CPU instructions per invoke, callgrind (valgrind), noise-free (bench.instructions)
+  inprocess CPU time per invoke, all variants in one process, paired rounds (bench.inprocess)
 `--quick` (≤ ~2 min) runs every part but `profile` with 2 short rounds and without the
 SDK references: a smoke test, not figures to quote. Every comparison runs its variants
 in the same run, alternating, because the machine (2 cores) is shared and noisy.
@@ -31,12 +32,13 @@ from pathlib import Path
 from bench._fleet import VARIANTS
 from bench.clients import run_clients
 from bench.ingest import run_ingest
+from bench.inprocess import run_inprocess
 from bench.instructions import run_instructions
 from bench.latency import run_latency
 from bench.overhead import run_overhead
 from bench.profile import run_profile
 
-PARTS = ("ingest", "overhead", "latency", "profile", "clients", "instructions")
+PARTS = ("ingest", "overhead", "latency", "profile", "clients", "instructions", "inprocess")
 ANALYSIS = ("bare-handler", "traced-nohttp", "traced-aiohttp")
 
 
@@ -53,6 +55,8 @@ class Plan:
     client_posts: int
     client_rounds: int
     counted_requests: int = 300
+    inprocess_rounds: int = 20
+    inprocess_requests: int = 1000
     databases: tuple[str, ...] = ("sqlite", "postgresql")
     variants: tuple[str, ...] = VARIANTS + ANALYSIS
     pin: bool = False
@@ -62,6 +66,7 @@ FULL = Plan(rounds=3, seconds=10, overhead_seconds=8, samples=200, proxied=40, p
             client_posts=600, client_rounds=3)
 QUICK = Plan(rounds=2, seconds=2, overhead_seconds=2, samples=20, proxied=5, profile_seconds=3,
              client_posts=150, client_rounds=1, counted_requests=50,
+             inprocess_rounds=2, inprocess_requests=200,
              variants=("bare", "traced", "embedded"))
 
 
@@ -87,6 +92,8 @@ def _parts(plan: Plan, work: Path) -> dict[str, Callable[[], list[str]]]:
         "clients": lambda: run_clients(work, n=plan.client_posts,
                                        rounds=plan.client_rounds).lines(),
         "instructions": lambda: run_instructions(work, requests=plan.counted_requests),
+        "inprocess": lambda: run_inprocess(work, rounds=plan.inprocess_rounds,
+                                           requests=plan.inprocess_requests),
     }
 
 
