@@ -7,12 +7,14 @@ about 40% of the service's CPU, on bare LangServe too (BENCHMARKS.md, "Garbage c
 moves those objects out of the collector's generations; objects made later (a request's) are
 collected as before. The price: cyclic garbage among the frozen objects is never freed.
 
-The young generation's threshold then goes from 700 to 10,000 allocations. A request makes
+The young generation's threshold then goes from 700 to 50,000 allocations. A request makes
 no cyclic garbage (checked with DEBUG_SAVEALL under load: none per request, bare or traced),
-yet with 32 requests in flight their live objects passed 700 about twice a request, and each
-young collection scanned them only to promote them: 0.05–0.07 ms of CPU per request, bare
-LangServe and ours alike (BENCHMARKS.md, "Garbage collection"). Cyclic garbage, where some
-appears, now waits for up to 10,000 allocations: a few megabytes at most.
+yet young collections kept scanning the live objects of the requests in flight only to
+promote them: with 32 in flight, 700 was passed about twice a request, 10,000 still once
+every ~70 traced requests (a ~1.5 ms scan each), costing up to 0.07 ms of CPU per request
+(BENCHMARKS.md, "Garbage collection"). At 50,000 neither bare LangServe nor the traced
+service collected under that load. Cyclic garbage, where some appears (an exception's
+traceback), waits for up to 50,000 allocations: about ten megabytes at worst.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = ["YOUNG_THRESHOLD", "FreezeHeapAfterStartup", "freeze_heap"]
 
-YOUNG_THRESHOLD = 10_000
+YOUNG_THRESHOLD = 50_000
 
 logger = logging.getLogger(__name__)
 
