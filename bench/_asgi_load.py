@@ -15,7 +15,11 @@ from typing import Any
 
 from bench._backend import API_KEY
 
-__all__ = ["ASGIApp", "app_env", "drive"]
+__all__ = ["IN_PROCESS_VARIANTS", "ASGIApp", "app_env", "drive"]
+
+# What the in-process comparisons run by default: bare, what a handler alone costs it,
+# ours without and with log delivery over HTTP.
+IN_PROCESS_VARIANTS = ("bare", "bare-handler", "traced-nohttp", "traced")
 
 _BODY = json.dumps({"input": {"product": "toasters"}}).encode()
 

@@ -12,8 +12,8 @@ as CPU ms per request and as bare ÷ variant from the same round (paired), so a 
 of the shared machine moves both sides of a ratio.
 
 Same process, same hash seed, same heap, no HTTP server: its ratios agreed with the
-pinned wrk runs of bench.overhead (0.75–0.78 both, BENCHMARKS.md §2, "2026-11-26, late")
-at a quarter of their spread, while bench.instructions' ratio is higher (0.84): our layer's
+pinned wrk runs of bench.overhead (0.73–0.81, BENCHMARKS.md §2, "2026-11-26, late") at a
+quarter of their spread, while bench.instructions' ratio is higher (0.84): our layer's
 instructions take about twice as long each as bare LangServe's.
 """
 
@@ -33,12 +33,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench._asgi_load import ASGIApp, app_env, drive
+from bench._asgi_load import IN_PROCESS_VARIANTS, ASGIApp, app_env, drive
 from bench._backend import running_backend, seed
 
 __all__ = ["main", "run_inprocess"]
 
-DEFAULT_VARIANTS = ("bare", "bare-handler", "traced-nohttp", "traced")
 _WARM_UP = 500
 
 
@@ -76,7 +75,7 @@ def _spread(values: list[float], fmt: str) -> str:
 
 
 def run_inprocess(
-    work: Path, variants: tuple[str, ...] = DEFAULT_VARIANTS, *, rounds: int = 20,
+    work: Path, variants: tuple[str, ...] = IN_PROCESS_VARIANTS, *, rounds: int = 20,
     requests: int = 1000, concurrency: int = 32,
 ) -> list[str]:
     """Time every variant in one child process; report lines (median [quartiles])."""
@@ -104,7 +103,7 @@ def run_inprocess(
 def main() -> None:
     """Parse arguments; time the variants, or (--child) be the timed process."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("variants", nargs="*", default=list(DEFAULT_VARIANTS))
+    parser.add_argument("variants", nargs="*", default=list(IN_PROCESS_VARIANTS))
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=32)

@@ -28,12 +28,11 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from bench._asgi_load import app_env, drive
+from bench._asgi_load import IN_PROCESS_VARIANTS, app_env, drive
 from bench._backend import running_backend, seed
 
 __all__ = ["count_instructions", "main"]
 
-DEFAULT_VARIANTS = ("bare", "bare-handler", "traced-nohttp", "traced")
 _WARM_UP = 200
 
 
@@ -82,7 +81,7 @@ def count_instructions(
 
 
 def run_instructions(
-    work: Path, variants: tuple[str, ...] = DEFAULT_VARIANTS, *, requests: int = 300,
+    work: Path, variants: tuple[str, ...] = IN_PROCESS_VARIANTS, *, requests: int = 300,
     concurrency: int = 32,
 ) -> list[str]:
     """Count every variant (two at a time: one per core); report lines."""
@@ -105,7 +104,7 @@ def run_instructions(
 def main() -> None:
     """Parse arguments; count each variant, or (--child) be the counted process."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("variants", nargs="*", default=list(DEFAULT_VARIANTS))
+    parser.add_argument("variants", nargs="*", default=list(IN_PROCESS_VARIANTS))
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--child", help=argparse.SUPPRESS)
