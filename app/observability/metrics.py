@@ -56,7 +56,7 @@ _LOGS_FAILED = Counter(
 )
 _LOGS_PENDING = Gauge(
     "promptserve_logs_pending",
-    "Request logs scheduled and not yet delivered or given up.",
+    "Request logs scheduled and not yet delivered, spooled to disk or given up.",
     multiprocess_mode="livesum",
 )
 _FEEDBACK = Counter(

@@ -143,10 +143,12 @@ class LogDelivery:
         self._call_in_loop(loop, self._enqueue, item)
         return future
 
-    def _count(self, outcome: str) -> None:
-        """One log settled for good: delivered, rejected by PromptLayer, or dropped."""
+    def _count(self, outcome: str, *, pending: bool = True) -> None:
+        """One log settled for good: delivered, rejected by PromptLayer, or dropped;
+        `pending=False` for a spooled log (no longer counted as pending)."""
         self._counters[outcome] += 1
-        metrics.log_pending(-1)
+        if pending:
+            metrics.log_pending(-1)
         (metrics.log_delivered if outcome == "delivered_total" else metrics.log_failed)()
 
     def spawn(self, coro: Coroutine[Any, Any, T]) -> asyncio.Future[T]:
@@ -207,6 +209,10 @@ class LogDelivery:
 
     def _spool(self, item: _LogItem) -> None:
         assert self._drain is not None
+        if not item.future.done():  # not settled already (a shutdown spools what may be)
+            # On disk it counts as spool_pending, whichever process drains it: a restarted
+            # service delivering an earlier process's log must not take it off logs_pending.
+            metrics.log_pending(-1)
         self._drain.add(item.idempotency_key, item.body)
         loop = asyncio.get_running_loop()
         remaining = item.enqueued + self._wait_budget - loop.time()
@@ -351,7 +357,7 @@ class LogDelivery:
     def _landed(
         self, key: str, body: Mapping[str, Any], request_id: int, *, late: bool = False
     ) -> None:
-        self._count("delivered_total")
+        self._count("delivered_total", pending=not late)
         if (waiting := self._waiting.pop(key, None)) is not None:
             _settle(waiting, request_id)
         metadata = body.get("metadata")

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 
 from app.tracing import BATCH_PATH, LogDelivery
 from app.tracing._drain import SpoolDrain
@@ -168,19 +169,30 @@ async def test_listener_hears_late_landings(tmp_path: Path) -> None:
         await delivery.aclose()
 
 
+def _logs_pending() -> float:
+    return REGISTRY.get_sample_value("promptserve_logs_pending") or 0.0
+
+
 async def test_spool_survives_a_restart(tmp_path: Path) -> None:
     server = Switchable()
+    pending = _logs_pending()
     async with _serving(server) as url:
         first = _delivery(url, tmp_path)
         await first.start()
         await asyncio.gather(*(first.submit(_body(i), idempotency_key=f"k{i}") for i in range(3)))
         await first.aclose()
+        # Spooled logs are counted by spool_pending, not by the process that spooled them:
+        # were they still pending, a restart would leave +3 with the old process and count
+        # -3 in the new one.
+        assert _logs_pending() == pending
         server.up = True
         second = _delivery(url, tmp_path)
         await second.start()
         await _until(lambda: second.stats()["spool_pending"] == 0)
         assert sorted(set(server.received)) == ["k0", "k1", "k2"]
         assert second.request_id_for_run("root-2") == server.ids["k2"]
+        assert second.stats()["delivered_total"] == 3
+        assert _logs_pending() == pending
         await second.aclose()
 
 
