@@ -58,6 +58,7 @@ class _LogItem:
     idempotency_key: str
     future: asyncio.Future[int | None]
     enqueued: float = field(default=0.0)
+    spooled: bool = False
 
 
 class LogDelivery:
@@ -209,10 +210,12 @@ class LogDelivery:
 
     def _spool(self, item: _LogItem) -> None:
         assert self._drain is not None
-        if not item.future.done():  # not settled already (a shutdown spools what may be)
-            # On disk it counts as spool_pending, whichever process drains it: a restarted
-            # service delivering an earlier process's log must not take it off logs_pending.
+        # On disk it counts as spool_pending, whichever process drains it: a restarted
+        # service delivering an earlier process's log must not take it off logs_pending.
+        # Once only, and not if it landed already (a shutdown spools what may have).
+        if not item.spooled and not item.future.done():
             metrics.log_pending(-1)
+        item.spooled = True
         self._drain.add(item.idempotency_key, item.body)
         loop = asyncio.get_running_loop()
         remaining = item.enqueued + self._wait_budget - loop.time()
