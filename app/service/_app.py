@@ -195,9 +195,8 @@ def _chain_routes_first(app: FastAPI, catalog: Sequence[ChainSpec]) -> None:
     paths share no path with the others, so the order changes which is tried first only.
     """
     prefixes = tuple(spec.path + "/" for spec in catalog)
-    routes = app.router.routes
-    chain = [r for r in routes if getattr(r, "path", "").startswith(prefixes)]
-    routes[:] = chain + [r for r in routes if not getattr(r, "path", "").startswith(prefixes)]
+    # A stable sort: chain routes first, each group in its own order.
+    app.router.routes.sort(key=lambda r: not getattr(r, "path", "").startswith(prefixes))
 
 
 async def _cancelled(task: asyncio.Task[None]) -> None:
