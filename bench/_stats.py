@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Sequence
 
-__all__ = ["median", "pct", "spread"]
+__all__ = ["median", "pct", "quartile_spread", "spread"]
 
 
 def median(values: Sequence[float]) -> float:
@@ -28,3 +28,11 @@ def spread(values: Sequence[float], fmt: str = "{:.2f}") -> str:
         return "n/a"
     return (f"{fmt.format(median(values))} "
             f"[{fmt.format(min(values))}–{fmt.format(max(values))}]")
+
+
+def quartile_spread(values: Sequence[float], fmt: str = "{:.3f}") -> str:
+    """`median [first–third quartile]` of many rounds (one value: itself three times)."""
+    if not values:
+        return "n/a"
+    q1, mid, q3 = statistics.quantiles(values, n=4) if len(values) > 1 else [values[0]] * 3
+    return f"{fmt.format(mid)} [{fmt.format(q1)}–{fmt.format(q3)}]"

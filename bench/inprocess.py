@@ -25,7 +25,6 @@ import contextlib
 import json
 import logging.config
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,7 @@ from typing import Any
 
 from bench._asgi_load import IN_PROCESS_VARIANTS, ASGIApp, app_env, drive
 from bench._backend import running_backend, seed
+from bench._stats import quartile_spread
 
 __all__ = ["main", "run_inprocess"]
 
@@ -69,11 +69,6 @@ async def _child(variants: list[str], rounds: int, requests: int, concurrency: i
     return per_request
 
 
-def _spread(values: list[float], fmt: str) -> str:
-    q1, median, q3 = statistics.quantiles(values, n=4) if len(values) > 1 else values * 3
-    return f"{fmt.format(median)} [{fmt.format(q1)}–{fmt.format(q3)}]"
-
-
 def run_inprocess(
     work: Path, variants: tuple[str, ...] = IN_PROCESS_VARIANTS, *, rounds: int = 20,
     requests: int = 1000, concurrency: int = 32,
@@ -95,8 +90,8 @@ def run_inprocess(
     bare = per_request.get("bare")
     for variant, times in per_request.items():
         ratios = [b / t for b, t in zip(bare, times, strict=True)] if bare else []
-        paired = f"  bare ÷ this {_spread(ratios, '{:.3f}')}" if ratios else ""
-        lines.append(f"  {variant:14s} {_spread(times, '{:.3f}')} ms{paired}")
+        paired = f"  bare ÷ this {quartile_spread(ratios)}" if ratios else ""
+        lines.append(f"  {variant:14s} {quartile_spread(times)} ms{paired}")
     return lines
 
 
