@@ -14,6 +14,12 @@ from the config (LangServe sets it) and the input is at hand, so the tracer need
 follow every chain event to learn them. Other entry points (stream_events, sync calls)
 give the chain the tracer itself, which follows the chain events as any LangChain user's
 handler would.
+
+It also removes the `AsyncEventAggregatorCallback` LangServe adds to every invoke, batch and
+stream run: LangServe reads what it gathers only for routes added with
+`include_callback_events=True`, which the service never sets (stream never reads it at all),
+and as a non-inline handler it costs a task per callback event, ~10 per run (bench.inprocess:
+see BENCHMARKS.md §2, "2026-12-03").
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from typing import Any
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.runnables import Runnable, RunnableBinding, RunnableConfig
 from langchain_core.runnables.config import get_config_list, merge_configs
+from langserve.callbacks import AsyncEventAggregatorCallback
 
 from app.tracing import PromptLayerTracer
 
@@ -55,6 +62,18 @@ def _with_tracer(config: RunnableConfig) -> RunnableConfig:
     return _with_handler(config, tracer)
 
 
+def _without_event_aggregator(config: RunnableConfig) -> RunnableConfig:
+    """`config` without LangServe's unread event aggregator (see the module's docstring)."""
+    callbacks = config.get("callbacks")
+    # LangServe puts it in a list (invoke, batch, stream); managers come from elsewhere.
+    if not isinstance(callbacks, list) or not any(
+        isinstance(c, AsyncEventAggregatorCallback) for c in callbacks
+    ):
+        return config
+    kept = [c for c in callbacks if not isinstance(c, AsyncEventAggregatorCallback)]
+    return {**config, "callbacks": kept}
+
+
 def _nothing() -> None:
     return None
 
@@ -63,7 +82,7 @@ def _open_root(
     input: Any, config: RunnableConfig | None
 ) -> tuple[RunnableConfig, Callable[[], None]]:
     """The run's config with its root's handler, and what closes the root."""
-    config = config or {}
+    config = _without_event_aggregator(config or {})
     configurable = config.get("configurable") or {}
     tracer = configurable.get(TRACER_CONFIG_KEY)
     if not isinstance(tracer, PromptLayerTracer):

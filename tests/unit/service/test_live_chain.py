@@ -9,7 +9,8 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
-from langchain_core.runnables import RunnableLambda
+from langchain_core.runnables import RunnableConfig, RunnableLambda
+from langserve.callbacks import AsyncEventAggregatorCallback
 
 from app.service._live_chain import TRACER_CONFIG_KEY, LiveChain
 from app.tracing import PromptLayerTracer, PromptRef
@@ -115,3 +116,26 @@ async def test_every_served_entry_point_logs_each_run_under_its_run_id() -> None
                      b["prompt_input_variables"]["product"]) for b in delivery.bodies)
     assert logged == sorted(zip(map(str, run_ids), "abcdef", strict=True))
     assert len(tracer._tree) == 0  # every root was closed
+
+
+async def test_langserves_unread_event_aggregator_is_left_out_of_every_served_run() -> None:
+    seen: list[list[type]] = []
+
+    def handlers(x: int, config: RunnableConfig) -> int:
+        seen.append([type(h) for h in config["callbacks"].handlers])  # type: ignore[union-attr]
+        return x + 1
+
+    chain = LiveChain(bound=RunnableLambda(handlers))
+    tracer = PromptLayerTracer(FakeDelivery(), tags=[])  # type: ignore[arg-type]
+
+    def config() -> Any:  # as LangServe's invoke, batch and stream pass it
+        return _config(tracer, callbacks=[AsyncEventAggregatorCallback(), Recorder()])
+
+    langserves = config()
+    assert await chain.ainvoke(1, langserves) == 2
+    assert [c async for c in chain.astream(1, config())] == [2]
+    assert await chain.abatch([1, 2], [config(), config()]) == [2, 3]
+    assert len(seen) == 4
+    for types in seen:
+        assert AsyncEventAggregatorCallback not in types and Recorder in types
+    assert len(langserves["callbacks"]) == 2  # LangServe's own list is left as it was
