@@ -161,6 +161,8 @@ async def _start_service(
     )
     await runtime.load()
     for spec in catalog:
+        # No include_callback_events: LiveChain leaves LangServe's event aggregator out of
+        # every run (app.service._live_chain says why), so there would be none to return.
         add_routes(
             app,
             runtime.live(spec.name),
