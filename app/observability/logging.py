@@ -98,7 +98,8 @@ class AccessLineHandler(logging.StreamHandler):  # type: ignore[type-arg]
     Through `Logger.info` a JSON access line costs 11.8 µs (LogRecord, caller lookup,
     filters, formatter); written straight from its fields, 4.3 µs (timeit, BENCHMARKS.md §2,
     "Update 2026-12-03"). `ObservabilityMiddleware` takes the fast path when this handler
-    is the access logger's only one; any other set-up gets ordinary records.
+    is the access logger's only one and neither has filters; any other set-up gets ordinary
+    records.
     """
 
     def write_fields(self, message: str, fields: Mapping[str, Any]) -> bool:
@@ -140,10 +141,10 @@ def log_config(*, level: str, fmt: str) -> dict[str, Any]:
                 "filters": ["request_id"],
                 "stream": "ext://sys.stderr",
             },
+            # No request_id filter: every access line carries its request's id.
             "access": {
                 "class": f"{__name__}.AccessLineHandler",
                 "formatter": "default",
-                "filters": ["request_id"],
                 "stream": "ext://sys.stderr",
             },
         },

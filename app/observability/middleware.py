@@ -85,8 +85,9 @@ def _access_line(message: str, fields: dict[str, Any]) -> None:
     if not logger.isEnabledFor(logging.INFO):
         return
     handlers = logger.handlers
-    if len(handlers) == 1 and not logger.propagate and isinstance(handlers[0], AccessLineHandler) \
-            and handlers[0].write_fields(message, fields):
+    if len(handlers) == 1 and isinstance(handlers[0], AccessLineHandler) and \
+            not (logger.propagate or logger.filters or handlers[0].filters) and \
+            handlers[0].write_fields(message, fields):
         return
     logger.info(message, extra=fields)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -37,6 +38,30 @@ def access_stream() -> Iterator[io.StringIO]:
         root.handlers[:], root.level = saved[3], saved[4]
 
 
+@contextlib.contextmanager
+def _alone() -> Iterator[None]:
+    """The access handler as the logger's only one, as in `promptserve serve`.
+
+    pytest attaches its capture handlers to non-propagating loggers too, which (rightly)
+    sends the lines through ordinary records; here they are set aside, and `emit`, which
+    only ordinary records reach, must not be called.
+    """
+    access = logging.getLogger(ACCESS_LOGGER)
+    saved = access.handlers[:]
+    (handler,) = [h for h in saved if isinstance(h, AccessLineHandler)]
+
+    def no_record(record: logging.LogRecord) -> None:
+        raise AssertionError("the access line went through a LogRecord")
+
+    access.handlers[:] = [handler]
+    handler.emit = no_record  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        del handler.emit
+        access.handlers[:] = saved
+
+
 async def _get(path: str = "/hello", **headers: str) -> httpx.Response:
     async def hello(request: Any) -> PlainTextResponse:
         return PlainTextResponse("hi")
@@ -48,7 +73,8 @@ async def _get(path: str = "/hello", **headers: str) -> httpx.Response:
 
 
 async def test_the_fast_path_writes_the_line_logging_would(access_stream: io.StringIO) -> None:
-    await _get(**{"X-Request-Id": "req-1"})
+    with _alone():
+        await _get(**{"X-Request-Id": "req-1"})
     (written,) = [json.loads(line) for line in access_stream.getvalue().splitlines()]
     record = logging.makeLogRecord({
         "name": ACCESS_LOGGER, "msg": "GET /hello 200", "levelname": "INFO",
@@ -63,7 +89,8 @@ async def test_the_fast_path_writes_the_line_logging_would(access_stream: io.Str
 
 async def test_the_access_loggers_level_still_decides(access_stream: io.StringIO) -> None:
     logging.getLogger(ACCESS_LOGGER).setLevel(logging.WARNING)
-    await _get()
+    with _alone():
+        await _get()
     assert access_stream.getvalue() == ""
 
 
@@ -86,3 +113,18 @@ async def test_text_logs_take_the_ordinary_path() -> None:
     handler = AccessLineHandler(io.StringIO())
     handler.setFormatter(logging.Formatter("%(message)s"))
     assert handler.write_fields("GET / 200", {"status": 200}) is False
+
+
+async def test_a_filter_added_by_the_user_sees_every_record(access_stream: io.StringIO) -> None:
+    class DropHello(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            return getattr(record, "path", None) != "/hello"
+
+    logging.getLogger(ACCESS_LOGGER).addFilter(drop := DropHello())
+    try:
+        await _get()  # pytest's handlers are attached: the ordinary path
+        with _alone():
+            await _get()  # the fast path would skip the filter
+    finally:
+        logging.getLogger(ACCESS_LOGGER).removeFilter(drop)
+    assert access_stream.getvalue() == "", access_stream.getvalue()
