@@ -16,8 +16,8 @@ from typing import Any
 
 from app import json_codec
 
-__all__ = ["AccessLineHandler", "JsonFormatter", "RequestIdFilter", "log_config",
-           "request_id_var"]
+__all__ = ["AccessLineHandler", "JsonFormatter", "RequestIdFilter", "log_access_line",
+           "log_config", "request_id_var"]
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "promptserve_request_id", default=None
@@ -26,6 +26,8 @@ request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 
 ACCESS_LOGGER = "promptserve.access"
 """The logger of the one line per HTTP request (see AccessLineHandler)."""
+
+_access_logger = logging.getLogger(ACCESS_LOGGER)
 
 # Attributes every LogRecord has; anything else on a record came from `extra`.
 _STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {
@@ -97,9 +99,8 @@ class AccessLineHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
     Through `Logger.info` a JSON access line costs 11.8 µs (LogRecord, caller lookup,
     filters, formatter); written straight from its fields, 4.3 µs (timeit, BENCHMARKS.md §2,
-    "Update 2026-12-03"). `ObservabilityMiddleware` takes the fast path when this handler
-    is the access logger's only one and neither has filters; any other set-up gets ordinary
-    records.
+    "Update 2026-12-03"). `log_access_line` takes the fast path when this handler is the
+    access logger's only one and neither has filters; any other set-up gets ordinary records.
     """
 
     def write_fields(self, message: str, fields: Mapping[str, Any]) -> bool:
@@ -120,6 +121,18 @@ class AccessLineHandler(logging.StreamHandler):  # type: ignore[type-arg]
         finally:
             self.release()
         return True
+
+
+def log_access_line(message: str, fields: dict[str, Any]) -> None:
+    """Log one request's access line; straight to the handler when `log_config` set it up."""
+    if not _access_logger.isEnabledFor(logging.INFO):
+        return
+    handlers = _access_logger.handlers
+    if len(handlers) == 1 and isinstance(handlers[0], AccessLineHandler) and \
+            not (_access_logger.propagate or _access_logger.filters or handlers[0].filters) and \
+            handlers[0].write_fields(message, fields):
+        return
+    _access_logger.info(message, extra=fields)
 
 
 def log_config(*, level: str, fmt: str) -> dict[str, Any]:

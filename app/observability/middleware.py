@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 from typing import TYPE_CHECKING, Any
 
-from app.observability.logging import ACCESS_LOGGER, AccessLineHandler, request_id_var
+from app.observability.logging import log_access_line, request_id_var
 from app.observability.metrics import observe_request
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["ObservabilityMiddleware"]
-
-logger = logging.getLogger(ACCESS_LOGGER)
 
 _REQUEST_ID_HEADER = b"x-request-id"
 _PL_REQUEST_ID_HEADER = b"x-promptlayer-request-id"
@@ -58,7 +55,7 @@ class ObservabilityMiddleware:
             elapsed = time.perf_counter() - started
             route = _route_template(scope, root_path)
             observe_request(route, scope["method"], outcome["status"], elapsed)
-            _access_line(
+            log_access_line(
                 f"{scope['method']} {scope['path']} {outcome['status']}",
                 {
                     "request_id": request_id,
@@ -78,18 +75,6 @@ class ObservabilityMiddleware:
         tracer = getattr(trace, "tracer", None)
         run_ids = getattr(tracer, "root_run_ids", None) if tracer is not None else None
         return str(run_ids[0]) if run_ids else None
-
-
-def _access_line(message: str, fields: dict[str, Any]) -> None:
-    """Log the request's line; straight to the handler when `log_config` set it up."""
-    if not logger.isEnabledFor(logging.INFO):
-        return
-    handlers = logger.handlers
-    if len(handlers) == 1 and isinstance(handlers[0], AccessLineHandler) and \
-            not (logger.propagate or logger.filters or handlers[0].filters) and \
-            handlers[0].write_fields(message, fields):
-        return
-    logger.info(message, extra=fields)
 
 
 def _incoming_request_id(scope: Scope) -> str | None:

@@ -66,12 +66,10 @@ def _without_event_aggregator(config: RunnableConfig) -> RunnableConfig:
     """`config` without LangServe's unread event aggregator (see the module's docstring)."""
     callbacks = config.get("callbacks")
     # LangServe puts it in a list (invoke, batch, stream); managers come from elsewhere.
-    if not isinstance(callbacks, list) or not any(
-        isinstance(c, AsyncEventAggregatorCallback) for c in callbacks
-    ):
+    if not isinstance(callbacks, list):
         return config
     kept = [c for c in callbacks if not isinstance(c, AsyncEventAggregatorCallback)]
-    return {**config, "callbacks": kept}
+    return config if len(kept) == len(callbacks) else {**config, "callbacks": kept}
 
 
 def _nothing() -> None:
