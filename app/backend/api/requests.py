@@ -16,11 +16,16 @@ Choices the contract leaves open:
   order: one bad log never refuses the others. Only a bad envelope (not a JSON object, no
   `requests` list, too many) refuses the whole call. A delivery client sending many logs at
   once pays one HTTP exchange instead of one per log (BENCHMARKS.md §2, "batched delivery").
+  The batch's valid logs are stored in one write of a few multi-row statements. Should the
+  database refuse that write, each log is stored on its own: one it refuses answers 500
+  (retryable, as /log-request's 500 is), the others land.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -45,8 +50,10 @@ from app.backend.api.schemas import (
 )
 from app.backend.errors import ApiError, BadRequest
 from app.backend.store.requests import (
+    NewRequest,
     group_exists,
     insert_request,
+    insert_requests,
     resolve_prompt_link,
     version_blueprint,
 )
@@ -55,6 +62,8 @@ if TYPE_CHECKING:
     from app.backend.store import Store
 
 __all__ = ["ingest_log", "ingest_log_batch", "router", "store_log"]
+
+logger = logging.getLogger(__name__)
 
 router = APIRouter()
 
@@ -103,19 +112,56 @@ async def ingest_log_batch(store: Store, payload: Any) -> list[dict[str, Any]]:
 async def _store_each(
     store: Store, entries: Sequence[LogBatchEntry], *, check_chars: bool
 ) -> list[dict[str, Any]]:
-    async def one(entry: LogBatchEntry) -> dict[str, Any]:
+    """Each entry's answer as /log-request would give it; the valid ones stored together."""
+    answers: list[dict[str, Any]] = [{} for _ in entries]
+    valid: list[tuple[int, LogRequestBody, str | None]] = []
+    for index, entry in enumerate(entries):
         try:
             if check_chars:
                 refuse_unstorable(entry.body)
-            body = validate(LogRequestBody, entry.body)
-            answer = await store_log(store, body, entry.idempotency_key)
+            valid.append((index, validate(LogRequestBody, entry.body), entry.idempotency_key))
         except ApiError as error:
-            return {"status_code": error.status, "body": {"message": error.message}}
-        return {"status_code": 201, "body": answer}
+            answers[index] = {"status_code": error.status, "body": {"message": error.message}}
+    links = await _prompt_links(store, [body for _, body, _ in valid])
+    requests = [_new_request(body, key, links[_link_key(body)]) for _, body, key in valid]
+    for (index, body, _), request_id in zip(valid, await _write_all(store, requests),
+                                            strict=True):
+        answers[index] = (
+            {"status_code": 201, "body": _answer(request_id, links[_link_key(body)][1], body)}
+            if request_id is not None
+            # Retryable, as a 500 of /log-request is: the client sends it again, its key dedupes.
+            else {"status_code": 500, "body": {"message": "the log could not be stored"}}
+        )
+    return answers
 
-    # Concurrently, so the single writer commits the whole batch in one transaction. A
-    # store failure fails the call (500): the client re-sends, and the keys dedupe.
-    return list(await asyncio.gather(*(one(entry) for entry in entries)))
+
+async def _write_all(store: Store, requests: list[NewRequest]) -> list[int | None]:
+    """The ids of `requests`, stored in one write. If that write fails, each is stored in a
+    write of its own, as /log-request would, so a log the database refuses (None) does not
+    take the others down with it."""
+    if not requests:
+        return []
+    now = utcnow()
+    try:
+        stored = await store.write(lambda c: insert_requests(c, requests=requests, now=now))
+        return [request_id for request_id, _ in stored]
+    except Exception:
+        logger.warning("a batch of %d logs could not be stored together; storing each alone",
+                       len(requests), exc_info=True)
+    alone = await asyncio.gather(
+        *(store.write(functools.partial(insert_requests, requests=[request], now=now))
+          for request in requests),
+        return_exceptions=True,
+    )
+    ids: list[int | None] = []
+    for request, answer in zip(requests, alone, strict=True):
+        if isinstance(answer, BaseException):
+            logger.error("log %s could not be stored", request.idempotency_key,
+                         exc_info=answer)
+            ids.append(None)
+        else:
+            ids.append(answer[0][0])
+    return ids
 
 
 async def ingest_log(store: Store, payload: Any, idempotency_key: str | None) -> dict[str, Any]:
@@ -134,16 +180,33 @@ async def store_log(
     store: Store, body: LogRequestBody, idempotency_key: str | None
 ) -> dict[str, Any]:
     """Store a validated /log-request body; the answer the SDK reads (id first)."""
-    key = idempotency_key
-    version_id: int | None = None
-    blueprint: Any = None
-    if body.prompt_id is not None or body.prompt_name:
-        version_id, blueprint = await _prompt_link(
-            store,
-            prompt_id=body.prompt_id,
-            prompt_name=body.prompt_name,
-            version=body.prompt_version_number,
-        )
+    link = await _prompt_link(store, *_link_key(body))
+    request = _new_request(body, idempotency_key, link)
+    request_id, _ = await store.write(
+        lambda c: insert_requests(c, requests=[request], now=utcnow())[0]
+    )
+    return _answer(request_id, link[1], body)
+
+
+_LinkKey = tuple[int | None, str | None, int | None]
+
+
+def _link_key(body: LogRequestBody) -> _LinkKey:
+    return body.prompt_id, body.prompt_name, body.prompt_version_number
+
+
+async def _prompt_links(
+    store: Store, bodies: Sequence[LogRequestBody]
+) -> dict[_LinkKey, tuple[int | None, Any]]:
+    """(version id, blueprint) per distinct prompt of `bodies` (a batch names few, and a
+    remembered link answers without suspending)."""
+    keys = dict.fromkeys(_link_key(body) for body in bodies)
+    return {key: await _prompt_link(store, *key) for key in keys}
+
+
+def _new_request(
+    body: LogRequestBody, idempotency_key: str | None, link: tuple[int | None, Any]
+) -> NewRequest:
     values = {
         "kind": "log",
         "provider": body.provider,
@@ -152,7 +215,7 @@ async def store_log(
         "output": body.output,
         "parameters": body.parameters,
         "metadata": body.metadata,
-        "prompt_version_id": version_id,
+        "prompt_version_id": link[0],
         "prompt_input_variables": body.prompt_input_variables,
         "input_tokens": body.input_tokens,
         "output_tokens": body.output_tokens,
@@ -168,11 +231,12 @@ async def store_log(
     score = None
     if body.score_name is not None or body.score > 0:
         score = (body.score_name or "default", body.score)
-    request_id, _ = await store.write(
-        lambda c: insert_request(
-            c, values=values, tags=body.tags, score=score, idempotency_key=key, now=utcnow()
-        )
-    )
+    return NewRequest(values=values, tags=body.tags, score=score,
+                      idempotency_key=idempotency_key)
+
+
+def _answer(request_id: int, blueprint: Any, body: LogRequestBody) -> dict[str, Any]:
+    """What /log-request answers (the SDK reads the id first)."""
     return {
         "id": request_id,
         "prompt_version": blueprint,
@@ -183,9 +247,11 @@ async def store_log(
 
 
 async def _prompt_link(
-    store: Store, *, prompt_id: int | None, prompt_name: str | None, version: int | None
+    store: Store, prompt_id: int | None, prompt_name: str | None, version: int | None
 ) -> tuple[int | None, Any]:
     """(version id, blueprint) of a log's prompt fields; (None, None) when they don't resolve."""
+    if prompt_id is None and not prompt_name:
+        return None, None
     # The id wins over the name when both are sent (resolve_prompt_link).
     key = (
         (prompt_id, None if prompt_id is not None else prompt_name, version)

@@ -9,6 +9,8 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 
+from app import json_codec
+
 __all__ = ["make_engine", "migrate"]
 
 _MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
@@ -16,14 +18,23 @@ _MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 _MIGRATION_LOCK_KEY = 0x70726F6D7074  # "prompt"
 
 
+def _json_text(value: Any) -> str:
+    return json_codec.dumps(value).decode()
+
+
+# JSON columns through orjson, as the API reads and writes JSON: the standard library's
+# encoder was a tenth of the backend's CPU per batched log.
+_JSON = {"json_serializer": _json_text, "json_deserializer": json_codec.loads}
+
+
 def make_engine(url: str) -> sa.Engine:
     """An engine for `url`; for SQLite: WAL, synchronous=NORMAL, busy_timeout, own BEGINs."""
     parsed = sa.make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return sa.create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=8)
+        return sa.create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=8, **_JSON)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = sa.create_engine(url, pool_size=8, max_overflow=8)
+    engine = sa.create_engine(url, pool_size=8, max_overflow=8, **_JSON)
     sa.event.listen(engine, "connect", _sqlite_on_connect)
     sa.event.listen(engine, "begin", _sqlite_on_begin)
     return engine

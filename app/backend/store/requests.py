@@ -5,6 +5,8 @@ Keyword-only functions taking a connection; writers run inside the writer thread
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -23,7 +25,9 @@ from app.backend.store.schema import scores as S
 __all__ = [
     "create_group",
     "get_request",
+    "NewRequest",
     "insert_request",
+    "insert_requests",
     "link_group",
     "group_exists",
     "link_prompt",
@@ -35,16 +39,29 @@ __all__ = [
 
 
 # Built once: constructing statements per call costs more than executing them (ingest path).
-_INSERT_REQUEST = sa.insert(R).returning(R.c.id)
+# Given a list of rows, each runs as one multi-row INSERT (SQLAlchemy's "insertmanyvalues").
+_INSERT_REQUESTS = sa.insert(R).returning(R.c.id, sort_by_parameter_order=True)
 _INSERT_TAG = sa.insert(RT)
-_ID_BY_KEY = sa.select(R.c.id).where(R.c.idempotency_key == sa.bindparam("key"))
-# One statement for an idempotent insert: no row back means the key was stored before.
+_IDS_BY_KEYS = sa.select(R.c.idempotency_key, R.c.id).where(
+    R.c.idempotency_key.in_(sa.bindparam("keys", expanding=True))
+)
+# Idempotent inserts: a key stored before (or earlier in the same list) gives no row back.
 _INSERT_ONCE = {
     dialect.__name__.rsplit(".", 1)[-1]: dialect.insert(R)
     .on_conflict_do_nothing(index_elements=[R.c.idempotency_key])
-    .returning(R.c.id)
+    .returning(R.c.idempotency_key, R.c.id)
     for dialect in (postgresql, sqlite)
 }
+
+
+@dataclass(frozen=True, slots=True)
+class NewRequest:
+    """One request to store: column values, tags, an optional (name, score), its key."""
+
+    values: dict[str, Any]
+    tags: list[str]
+    score: tuple[str, int] | None = None
+    idempotency_key: str | None = None
 
 
 def _require_request(connection: sa.Connection, request_id: int, *, lock: bool = False) -> None:
@@ -89,29 +106,55 @@ def insert_request(
 ) -> tuple[int, bool]:
     """Store one request with its tags and optional score; (id, created) — an idempotent
     repeat returns the first id and False."""
-    row = {"group_id": None, **values, "idempotency_key": idempotency_key, "created_at": now}
-    if idempotency_key is None:
-        request_id = int(connection.execute(_INSERT_REQUEST, row).scalar_one())
-    else:
-        found = _id_by_key(connection, idempotency_key, row)
-        if found[1] is False:
-            return found
-        request_id = found[0]
-    unique_tags = list(dict.fromkeys(tags))
-    if unique_tags:
-        rows = [{"tag": tag, "request_id": request_id} for tag in unique_tags]
-        connection.execute(_INSERT_TAG, rows)
-    if score is not None:
-        upsert_score(connection, request_id=request_id, name=score[0], score=score[1], now=now)
-    return request_id, True
+    request = NewRequest(values=values, tags=tags, score=score, idempotency_key=idempotency_key)
+    return insert_requests(connection, requests=[request], now=now)[0]
 
 
-def _id_by_key(connection: sa.Connection, key: str, row: dict[str, Any]) -> tuple[int, bool]:
-    new_id = connection.execute(_INSERT_ONCE[connection.dialect.name], row).scalar()
-    if new_id is not None:
-        return int(new_id), True
-    # The key is taken: an earlier delivery (or another replica) stored this log.
-    return int(connection.execute(_ID_BY_KEY, {"key": key}).scalar_one()), False
+def insert_requests(
+    connection: sa.Connection, *, requests: Sequence[NewRequest], now: datetime
+) -> list[tuple[int, bool]]:
+    """Store many requests as `insert_request` stores each, in a few statements for all.
+
+    One (id, created) per request, in order. A key already stored, or used earlier in
+    `requests`, answers that request's id with created False and stores nothing new (no
+    tags, no score). Statements per call, not per request: a batch of logs costs its
+    backend a third of the CPU it did one request at a time (BENCHMARKS.md §2).
+    """
+    rows = [{"group_id": None, **r.values, "idempotency_key": r.idempotency_key,
+             "created_at": now} for r in requests]
+    answers: list[tuple[int, bool]] = []
+    keyed = [row for row in rows if row["idempotency_key"] is not None]
+    new_ids: dict[str, int] = {}
+    old_ids: dict[str, int] = {}
+    if keyed:
+        statement = _INSERT_ONCE[connection.dialect.name]
+        new_ids = dict(connection.execute(statement, keyed).all())
+        if taken := {row["idempotency_key"] for row in keyed} - new_ids.keys():
+            old_ids = dict(connection.execute(_IDS_BY_KEYS, {"keys": list(taken)}).all())
+    unkeyed = [row for row in rows if row["idempotency_key"] is None]
+    plain_ids = iter(connection.execute(_INSERT_REQUESTS, unkeyed).scalars().all()
+                     if unkeyed else ())
+    tag_rows: list[dict[str, Any]] = []
+    for request in requests:
+        key = request.idempotency_key
+        if key is None:
+            request_id, created = int(next(plain_ids)), True
+        elif key in new_ids:  # the first use of a new key stores it
+            request_id, created = new_ids.pop(key), True
+            old_ids[key] = request_id
+        else:
+            request_id, created = old_ids[key], False
+        answers.append((request_id, created))
+        if created:
+            tag_rows.extend({"tag": tag, "request_id": request_id}
+                            for tag in dict.fromkeys(request.tags))
+    if tag_rows:
+        connection.execute(_INSERT_TAG, tag_rows)
+    for request, (request_id, created) in zip(requests, answers, strict=True):
+        if created and request.score is not None:
+            name, value = request.score
+            upsert_score(connection, request_id=request_id, name=name, score=value, now=now)
+    return answers
 
 
 def _insert_for(connection: sa.Connection) -> Any:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from datetime import datetime
 
 import httpx
@@ -263,6 +265,78 @@ def test_log_request_batch_keys_dedupe_within_and_across_calls(backend: Backend)
         sa.select(sa.func.count()).select_from(requests_table)
         .where(requests_table.c.idempotency_key == key)))
     assert count == 1
+
+
+def test_log_request_batch_stores_a_mixed_batch_in_order(backend: Backend) -> None:
+    """Keyed and unkeyed logs, a key used twice and a score, stored together, answered in
+    order; the repeat of a key stores nothing (its tags are not added)."""
+    key = f"batch-mixed-{time.time_ns()}"
+    entries = [
+        {"idempotency_key": f"{key}-a", "body": log_body(tags=["a", "b", "a"])},
+        {"body": log_body(tags=["c"], model="m1")},
+        {"idempotency_key": f"{key}-a", "body": log_body(tags=["z"])},
+        {"body": log_body(model="m3")},
+        {"idempotency_key": f"{key}-e", "body": log_body(score=70, score_name="helpful")},
+    ]
+    results = _batch(backend, {"requests": entries}).json()["results"]
+    assert [r["status_code"] for r in results] == [201] * 5
+    ids = [r["body"]["id"] for r in results]
+    assert ids[0] == ids[2] and len(set(ids)) == 4
+    assert [stored(backend, i)["tags"] for i in ids] == [["a", "b"], ["c"], ["a", "b"], [], []]
+    assert [stored(backend, i)["model"] for i in ids[1:4:2]] == ["m1", "m3"]
+    assert stored(backend, ids[4])["scores"] == {"helpful": 70}
+
+
+@contextlib.contextmanager
+def _refusing_model(backend: Backend, model: str) -> Iterator[None]:
+    """The database itself refuses inserts of requests with `model` (a trigger)."""
+    if backend.database == "postgresql":
+        create = [
+            "CREATE FUNCTION refuse_model() RETURNS trigger AS $$ BEGIN "
+            f"IF NEW.model = '{model}' THEN RAISE EXCEPTION 'refused'; END IF; "
+            "RETURN NEW; END $$ LANGUAGE plpgsql",
+            "CREATE TRIGGER refuse_model BEFORE INSERT ON requests FOR EACH ROW "
+            "EXECUTE FUNCTION refuse_model()",
+        ]
+        drop = ["DROP TRIGGER refuse_model ON requests", "DROP FUNCTION refuse_model()"]
+    else:
+        create = [
+            "CREATE TRIGGER refuse_model BEFORE INSERT ON requests "
+            f"WHEN NEW.model = '{model}' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+        ]
+        drop = ["DROP TRIGGER refuse_model"]
+    _execute(backend, create)
+    try:
+        yield
+    finally:
+        _execute(backend, drop)
+
+
+def _execute(backend: Backend, statements: list[str]) -> None:
+    with backend.store.engine.begin() as connection:
+        for statement in statements:
+            connection.exec_driver_sql(statement)
+
+
+def test_log_request_batch_a_log_the_database_refuses_leaves_the_others(
+    backend: Backend,
+) -> None:
+    """The batch's one write fails, so each log is stored alone: the refused one answers a
+    retryable 500, the others land; sent again, the others keep their ids."""
+    key = f"batch-refused-{time.time_ns()}"
+    entries = [{"idempotency_key": f"{key}-{n}", "body": log_body(model=model)}
+               for n, model in enumerate(["ok", "refused-model", "ok"])]
+    with _refusing_model(backend, "refused-model"):
+        first = _batch(backend, {"requests": entries})
+    assert first.status_code == 200
+    results = first.json()["results"]
+    assert [r["status_code"] for r in results] == [201, 500, 201]
+    assert results[1]["body"] == {"message": "the log could not be stored"}
+    again = _batch(backend, {"requests": entries}).json()["results"]
+    assert [r["status_code"] for r in again] == [201, 201, 201]
+    assert [again[0]["body"]["id"], again[2]["body"]["id"]] == [
+        results[0]["body"]["id"], results[2]["body"]["id"]]
+    assert stored(backend, again[1]["body"]["id"])["model"] == "refused-model"
 
 
 def test_log_request_batch_refuses_a_bad_envelope_as_a_whole(backend: Backend) -> None:
