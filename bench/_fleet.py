@@ -2,7 +2,7 @@
 
 - a `promptserve backend` (the real CLI) that every remote-mode variant logs to;
 - `bare`, `bare-handler`, `ref-sync`, `ref-async`: LangServe variants (bench.apps), template
-  from that backend;
+  from that backend (`bare-2`: a second bare server, bench.together's control);
 - `traced`: promptserve, logs to that backend (PROMPTLAYER_BASE_URL);
 - `embedded`: promptserve with its embedded backend (in-process, its own SQLite file).
 """
@@ -20,7 +20,8 @@ from bench._procs import ROOT, Server, free_port, spawn
 __all__ = ["VARIANTS", "Variant", "fleet", "start_variant"]
 
 VARIANTS = ("bare", "traced", "embedded", "ref-sync", "ref-async")
-_KIND = {"bare": "bare", "bare-handler": "bare-handler", "traced": "traced", "embedded": "traced",
+_KIND = {"bare": "bare", "bare-2": "bare", "bare-handler": "bare-handler", "traced": "traced",
+         "embedded": "traced",
          "ref-sync": "ref-sync", "ref-async": "ref-async",
          "traced-nohttp": "traced-nohttp", "traced-aiohttp": "traced-aiohttp"}
 

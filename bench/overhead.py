@@ -33,7 +33,7 @@ from bench._procs import Server, cpu_seconds
 from bench._stats import median, spread
 from bench._wrk import WrkResult, post_script, run_wrk
 
-__all__ = ["OverheadResult", "run_overhead"]
+__all__ = ["OverheadResult", "pinned", "run_overhead"]
 
 TARGET = 0.85
 _CONNECTIONS = 32
@@ -123,7 +123,7 @@ def _pin(pid: int, cpus: set[int]) -> None:
 
 
 @contextlib.contextmanager
-def _pinned(servers: list[Server], backend: Server) -> Iterator[None]:
+def pinned(servers: list[Server], backend: Server) -> Iterator[None]:
     """Servers on CPU 0; the backend and this process (so wrk) on CPU 1; undone after."""
     mine = os.sched_getaffinity(0)
     for server in servers:
@@ -145,7 +145,7 @@ def run_overhead(
     script = post_script(work / "invoke.lua", body=INVOKE_BODY, headers={}, count_ids=True)
     with fleet(work, names) as (backend, variants), contextlib.ExitStack() as stack:
         if pin:
-            stack.enter_context(_pinned([v.server for v in variants.values()], backend))
+            stack.enter_context(pinned([v.server for v in variants.values()], backend))
         for variant in variants.values():
             run_wrk(variant.server.url + "/example/invoke", script, seconds=min(2.0, seconds))
         order = list(names)

@@ -3,6 +3,7 @@
 Parts (all by default; `--only PART`, repeatable):
   ingest    Issue 2: /log-request storing ÷ not storing, SQLite and PostgreSQL (wrk)
   overhead  Issue 3 a–c: traced /example/invoke ÷ bare LangServe, SDK references (wrk)
+  together  Issue 3 a: the same ratio with bare and the variant loaded at once on one CPU
   latency   Issue 3 d–e: first streamed chunk, last chunk → id event, 50 ms proxy
   profile   where the traced service spends its time (py-spy)
   clients   delivery HTTP client cost per log: ours (HttpPool) vs aiohttp vs httpx
@@ -12,7 +13,8 @@ Parts (all by default; `--only PART`, repeatable):
 SDK references: a smoke test, not figures to quote. Every comparison runs its variants
 in the same run, alternating, because the machine (2 cores) is shared and noisy.
 `--pin` runs `overhead` with the server under test alone on CPU 0 (wrk and the backend on
-CPU 1; bench.overhead says why); `--rounds N` overrides the plan's rounds.
+CPU 1; bench.overhead says why); `--rounds N` overrides the plan's rounds (overhead, ingest,
+together).
 """
 
 from __future__ import annotations
@@ -37,8 +39,10 @@ from bench.instructions import run_instructions
 from bench.latency import run_latency
 from bench.overhead import run_overhead
 from bench.profile import run_profile
+from bench.together import run_together
 
-PARTS = ("ingest", "overhead", "latency", "profile", "clients", "instructions", "inprocess")
+PARTS = ("ingest", "overhead", "together", "latency", "profile", "clients", "instructions",
+         "inprocess")
 ANALYSIS = ("bare-handler", "traced-nohttp", "traced-aiohttp")
 
 
@@ -57,6 +61,7 @@ class Plan:
     counted_requests: int = 300
     inprocess_rounds: int = 20
     inprocess_requests: int = 1000
+    together_rounds: int = 6
     databases: tuple[str, ...] = ("sqlite", "postgresql")
     variants: tuple[str, ...] = VARIANTS + ANALYSIS
     pin: bool = False
@@ -66,7 +71,7 @@ FULL = Plan(rounds=3, seconds=10, overhead_seconds=8, samples=200, proxied=40, p
             client_posts=600, client_rounds=3)
 QUICK = Plan(rounds=2, seconds=2, overhead_seconds=2, samples=20, proxied=5, profile_seconds=3,
              client_posts=150, client_rounds=1, counted_requests=50,
-             inprocess_rounds=2, inprocess_requests=200,
+             inprocess_rounds=2, inprocess_requests=200, together_rounds=1,
              variants=("bare", "traced", "embedded"))
 
 
@@ -86,6 +91,8 @@ def _parts(plan: Plan, work: Path) -> dict[str, Callable[[], list[str]]]:
         "ingest": ingest,
         "overhead": lambda: run_overhead(work, rounds=plan.rounds, seconds=plan.overhead_seconds,
                                          names=plan.variants, pin=plan.pin).lines(),
+        "together": lambda: run_together(work, rounds=plan.together_rounds,
+                                         seconds=plan.overhead_seconds).lines(),
         "latency": lambda: run_latency(work, samples=plan.samples,
                                        proxied_samples=plan.proxied).lines(),
         "profile": profile,
@@ -107,10 +114,12 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     parser.add_argument("--pin", action="store_true",
                         help="overhead: server under test on CPU 0, wrk and backend on CPU 1")
-    parser.add_argument("--rounds", type=int, help="overhead/ingest rounds (default: the plan's)")
+    parser.add_argument("--rounds", type=int,
+                        help="overhead/ingest/together rounds (default: the plan's)")
     args = parser.parse_args()
     plan = QUICK if args.quick else FULL
-    plan = dataclasses.replace(plan, pin=args.pin, rounds=args.rounds or plan.rounds)
+    plan = dataclasses.replace(plan, pin=args.pin, rounds=args.rounds or plan.rounds,
+                               together_rounds=args.rounds or plan.together_rounds)
     chosen = args.only or [p for p in PARTS if not (args.quick and p == "profile")]
     header = [f"promptserve bench ({'quick' if args.quick else 'full'}) "
               f"{time.strftime('%Y-%m-%d %H:%M:%S')}, {platform.python_version()}, "

@@ -1,0 +1,122 @@
+"""Issue 3 (a): traced ÷ bare with both servers loaded at the same time on one CPU.
+
+bench.overhead loads one server at a time; on this shared VM the speed of a core moves by
+±30% from one 6-second round to the next (BENCHMARKS.md §2, "Update 2026-12-03, late"), so
+its per-round ratios spread 0.6–1.1 and a median of 6–16 rounds still moved 0.75–0.91
+between runs of the same tree. Here bare LangServe and the variant run side by side: both
+on CPU 0, each under its own wrk (32 connections; the wrks and the shared backend on
+CPU 1), for the same seconds. While both have work, the kernel gives each half of CPU 0, so
+a slow spell slows both alike and the ratio of their throughputs is the ratio of their
+costs per request. A variant that waits (for its ids) leaves CPU to bare meanwhile, which
+counts against it, more than it would alone.
+
+`bare-2`, a second bare server, is the method's control: how far two identical servers
+land from 1.0 is its own error. As in bench.overhead, every answer of a traced variant
+must carry its id and every answer must be stored.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench._backend import settle
+from bench._bodies import INVOKE_BODY
+from bench._fleet import Variant, fleet
+from bench._procs import cpu_seconds
+from bench._stats import median, spread
+from bench._wrk import WrkResult, post_script, run_wrk
+from bench.overhead import TARGET, pinned
+
+__all__ = ["TOGETHER_VARIANTS", "TogetherResult", "run_together"]
+
+TOGETHER_VARIANTS = ("bare-2", "traced", "embedded")
+_CONNECTIONS = 32
+
+
+@dataclass
+class TogetherResult:
+    """Per variant, one figure per round: its rps ÷ bare's, and bare's CPU per request ÷ its."""
+
+    ratios: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    cpu_ratios: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    rps: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    bare_rps: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    # Answers, answers with an int id, stored rows (traced variants), errors.
+    counts: dict[str, list[int]] = field(default_factory=lambda: defaultdict(lambda: [0] * 4))
+
+    def logged_ok(self, name: str) -> bool:
+        """Every answer of `name` carried its id and was stored; no errors."""
+        done, with_id, stored, errors = self.counts[name]
+        return with_id == done and stored >= done and errors == 0
+
+    def lines(self) -> list[str]:
+        """Human-readable report."""
+        rounds = len(next(iter(self.ratios.values()), []))
+        out = [f"invoke throughput, each variant and bare LangServe at the same time on CPU 0 "
+               f"({_CONNECTIONS} connections each), {rounds} rounds (median [min–max])"]
+        for name, ratios in self.ratios.items():
+            done, with_id, stored, errors = self.counts[name]
+            out.append(f"  {name:<10} ÷ bare {spread(ratios, '{:.3f}')}  (CPU per request: "
+                       f"bare ÷ it {spread(self.cpu_ratios[name], '{:.3f}')}; "
+                       f"{spread(self.rps[name], '{:.0f}')} vs bare "
+                       f"{spread(self.bare_rps[name], '{:.0f}')} req/s)")
+            if name != "bare-2":
+                out.append(f"  {'':<10} completed {done}, with id {with_id}, stored {stored}, "
+                           f"errors {errors}")
+        for name in self.ratios:
+            if name != "bare-2":
+                met = median(self.ratios[name]) >= TARGET and self.logged_ok(name)
+                out.append(f"  target {name} ÷ bare ≥ {TARGET}, every request logged with its "
+                           f"id: {'met' if met else 'NOT met'}")
+        return out
+
+
+def _both(bare: Variant, other: Variant, script: Path, seconds: float
+          ) -> tuple[WrkResult, WrkResult, float, float]:
+    """Load both at once; (bare's, other's) wrk results and CPU seconds used."""
+    results: dict[str, WrkResult] = {}
+
+    def load(variant: Variant) -> None:
+        results[variant.name] = run_wrk(variant.server.url + "/example/invoke", script,
+                                        seconds=seconds, connections=_CONNECTIONS)
+
+    before = cpu_seconds(bare.server.pid), cpu_seconds(other.server.pid)
+    threads = [threading.Thread(target=load, args=(v,)) for v in (bare, other)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    used = (cpu_seconds(bare.server.pid) - before[0], cpu_seconds(other.server.pid) - before[1])
+    return results[bare.name], results[other.name], *used
+
+
+def run_together(work: Path, *, rounds: int, seconds: float,
+                 names: tuple[str, ...] = TOGETHER_VARIANTS) -> TogetherResult:
+    """`rounds` rounds; in each, every variant of `names` runs beside bare for `seconds`."""
+    result = TogetherResult()
+    script = post_script(work / "invoke.lua", body=INVOKE_BODY, headers={}, count_ids=True)
+    with fleet(work, ("bare", *names)) as (backend, variants), \
+            pinned([v.server for v in variants.values()], backend):
+        for variant in variants.values():
+            run_wrk(variant.server.url + "/example/invoke", script, seconds=min(2.0, seconds))
+        bare = variants["bare"]
+        for _ in range(rounds):
+            for name in names:
+                other = variants[name]
+                before = settle(other.db) if other.db else 0
+                bare_out, out, bare_cpu, cpu = _both(bare, other, script, seconds)
+                stored = settle(other.db) - before if other.db else 0
+                result.ratios[name].append(out.rps / bare_out.rps)
+                result.cpu_ratios[name].append(
+                    (bare_cpu / bare_out.requests) / (cpu / max(out.requests, stored)))
+                result.rps[name].append(out.rps)
+                result.bare_rps[name].append(bare_out.rps)
+                counts = result.counts[name]
+                counts[0] += out.requests
+                counts[1] += out.extra.get("with_id", 0)
+                counts[2] += stored
+                counts[3] += out.non_2xx + out.socket_errors + bare_out.non_2xx
+    return result
