@@ -61,17 +61,23 @@ class Plan:
     counted_requests: int = 300
     inprocess_rounds: int = 20
     inprocess_requests: int = 1000
+    # One-at-a-time overhead rounds: many and short, as a core's speed moves by ±30% from one
+    # few-second spell to the next on the shared VM (BENCHMARKS.md §2, "Update 2026-12-03,
+    # late": 24 rounds of 3 s agreed with `together`, 4–8 rounds of 8 s did not).
+    overhead_rounds: int = 12
     together_rounds: int = 6
+    together_seconds: int = 8
     databases: tuple[str, ...] = ("sqlite", "postgresql")
     variants: tuple[str, ...] = VARIANTS + ANALYSIS
     pin: bool = False
 
 
-FULL = Plan(rounds=3, seconds=10, overhead_seconds=8, samples=200, proxied=40, profile_seconds=10,
+FULL = Plan(rounds=3, seconds=10, overhead_seconds=3, samples=200, proxied=40, profile_seconds=10,
             client_posts=600, client_rounds=3)
 QUICK = Plan(rounds=2, seconds=2, overhead_seconds=2, samples=20, proxied=5, profile_seconds=3,
              client_posts=150, client_rounds=1, counted_requests=50,
-             inprocess_rounds=2, inprocess_requests=200, together_rounds=1,
+             inprocess_rounds=2, inprocess_requests=200, overhead_rounds=2, together_rounds=1,
+             together_seconds=2,
              variants=("bare", "traced", "embedded"))
 
 
@@ -89,10 +95,11 @@ def _parts(plan: Plan, work: Path) -> dict[str, Callable[[], list[str]]]:
 
     return {
         "ingest": ingest,
-        "overhead": lambda: run_overhead(work, rounds=plan.rounds, seconds=plan.overhead_seconds,
-                                         names=plan.variants, pin=plan.pin).lines(),
+        "overhead": lambda: run_overhead(work, rounds=plan.overhead_rounds,
+                                         seconds=plan.overhead_seconds, names=plan.variants,
+                                         pin=plan.pin).lines(),
         "together": lambda: run_together(work, rounds=plan.together_rounds,
-                                         seconds=plan.overhead_seconds).lines(),
+                                         seconds=plan.together_seconds).lines(),
         "latency": lambda: run_latency(work, samples=plan.samples,
                                        proxied_samples=plan.proxied).lines(),
         "profile": profile,
@@ -119,6 +126,7 @@ def main() -> None:
     args = parser.parse_args()
     plan = QUICK if args.quick else FULL
     plan = dataclasses.replace(plan, pin=args.pin, rounds=args.rounds or plan.rounds,
+                               overhead_rounds=args.rounds or plan.overhead_rounds,
                                together_rounds=args.rounds or plan.together_rounds)
     chosen = args.only or [p for p in PARTS if not (args.quick and p == "profile")]
     header = [f"promptserve bench ({'quick' if args.quick else 'full'}) "
