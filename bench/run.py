@@ -63,7 +63,8 @@ class Plan:
     inprocess_requests: int = 1000
     # One-at-a-time overhead rounds: many and short, as a core's speed moves by ±30% from one
     # few-second spell to the next on the shared VM (BENCHMARKS.md §2, "Update 2026-12-03,
-    # late": 24 rounds of 3 s agreed with `together`, 4–8 rounds of 8 s did not).
+    # late": 24 rounds of 3 s agreed with `together`, 4–16 rounds of 8 s did not, nor did
+    # 12 of 3 s with all eight variants in turn: `--rounds 24` for a figure to quote).
     overhead_rounds: int = 12
     together_rounds: int = 6
     together_seconds: int = 8
