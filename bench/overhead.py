@@ -33,7 +33,7 @@ from bench._procs import Server, cpu_seconds
 from bench._stats import median, spread
 from bench._wrk import WrkResult, post_script, run_wrk
 
-__all__ = ["OverheadResult", "pinned", "run_overhead"]
+__all__ = ["OverheadResult", "Totals", "pinned", "run_overhead"]
 
 TARGET = 0.85
 _CONNECTIONS = 32
@@ -41,12 +41,28 @@ _METRIC = re.compile(r"^(promptserve_\w+) ([0-9.e+]+)$", re.MULTILINE)
 
 
 @dataclass
-class _Totals:
+class Totals:
+    """One variant's answers over its rounds, and what its database stored."""
+
     completed: int = 0
     with_id: int = 0
     stored: int = 0
     errors: int = 0
     max_over: int = 0  # most rows stored beyond wrk's completed count in one round
+
+    def add(self, out: WrkResult, stored: int) -> None:
+        """Count one round: wrk's answers and the rows stored meanwhile."""
+        self.completed += out.requests
+        self.with_id += out.extra.get("with_id", 0)
+        self.stored += stored
+        self.errors += out.non_2xx + out.socket_errors
+        self.max_over = max(self.max_over, stored - out.requests)
+
+    def logged_ok(self) -> bool:
+        """Every completed request answered with an id and stored (at most the requests in
+        flight when wrk stopped stored beyond them), no errors."""
+        return (self.with_id == self.completed and self.completed <= self.stored
+                and self.errors == 0 and self.max_over <= _CONNECTIONS)
 
 
 @dataclass
@@ -60,15 +76,9 @@ class OverheadResult:
     cpu_ms: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     backend_cpu_ms: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     ratios: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
-    totals: dict[str, _Totals] = field(default_factory=lambda: defaultdict(_Totals))
+    totals: dict[str, Totals] = field(default_factory=lambda: defaultdict(Totals))
     # promptserve variants: logs delivered per post (batches), from their /metrics at the end.
     logs_per_post: dict[str, float] = field(default_factory=dict)
-
-    def logged_ok(self, name: str) -> bool:
-        """Every completed request answered with an id and stored (traced variants)."""
-        t = self.totals[name]
-        return (t.with_id == t.completed and t.completed <= t.stored and t.errors == 0
-                and t.max_over <= _CONNECTIONS)
 
     def lines(self) -> list[str]:
         """Human-readable report."""
@@ -88,7 +98,7 @@ class OverheadResult:
                 out.append(f"  {'':<10} logs per delivery post: {self.logs_per_post[name]:.1f}")
         for name in ("traced", "embedded"):
             if name in self.ratios:
-                met = median(self.ratios[name]) >= TARGET and self.logged_ok(name)
+                met = median(self.ratios[name]) >= TARGET and self.totals[name].logged_ok()
                 out.append(f"  target {name} ÷ bare ≥ {TARGET}, every request logged with "
                            f"its id: {'met' if met else 'NOT met'}")
         return out
@@ -160,12 +170,7 @@ def run_overhead(
                 result.backend_cpu_ms[name].append(done.backend_cpu_ms)
                 result.rps[name].append(out.rps)
                 result.p50[name].append(out.p50_ms)
-                t = result.totals[name]
-                t.completed += out.requests
-                t.with_id += out.extra.get("with_id", 0)
-                t.stored += stored
-                t.errors += out.non_2xx + out.socket_errors
-                t.max_over = max(t.max_over, stored - out.requests)
+                result.totals[name].add(out, stored)
             for name in names:
                 if name != "bare":
                     result.ratios[name].append(rps[name] / rps["bare"])

@@ -28,7 +28,7 @@ from bench._fleet import Variant, fleet
 from bench._procs import cpu_seconds
 from bench._stats import median, spread
 from bench._wrk import WrkResult, post_script, run_wrk
-from bench.overhead import TARGET, pinned
+from bench.overhead import TARGET, Totals, pinned
 
 __all__ = ["TOGETHER_VARIANTS", "TogetherResult", "run_together"]
 
@@ -44,13 +44,8 @@ class TogetherResult:
     cpu_ratios: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     rps: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     bare_rps: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
-    # Answers, answers with an int id, stored rows (traced variants), errors.
-    counts: dict[str, list[int]] = field(default_factory=lambda: defaultdict(lambda: [0] * 4))
-
-    def logged_ok(self, name: str) -> bool:
-        """Every answer of `name` carried its id and was stored; no errors."""
-        done, with_id, stored, errors = self.counts[name]
-        return with_id == done and stored >= done and errors == 0
+    # The variant's answers and stored rows; errors include bare's.
+    totals: dict[str, Totals] = field(default_factory=lambda: defaultdict(Totals))
 
     def lines(self) -> list[str]:
         """Human-readable report."""
@@ -58,17 +53,17 @@ class TogetherResult:
         out = [f"invoke throughput, each variant and bare LangServe at the same time on CPU 0 "
                f"({_CONNECTIONS} connections each), {rounds} rounds (median [min–max])"]
         for name, ratios in self.ratios.items():
-            done, with_id, stored, errors = self.counts[name]
+            t = self.totals[name]
             out.append(f"  {name:<10} ÷ bare {spread(ratios, '{:.3f}')}  (CPU per request: "
                        f"bare ÷ it {spread(self.cpu_ratios[name], '{:.3f}')}; "
                        f"{spread(self.rps[name], '{:.0f}')} vs bare "
                        f"{spread(self.bare_rps[name], '{:.0f}')} req/s)")
             if name != "bare-2":
-                out.append(f"  {'':<10} completed {done}, with id {with_id}, stored {stored}, "
-                           f"errors {errors}")
+                out.append(f"  {'':<10} completed {t.completed}, with id {t.with_id}, "
+                           f"stored {t.stored} (max +{t.max_over}/round), errors {t.errors}")
         for name in self.ratios:
             if name != "bare-2":
-                met = median(self.ratios[name]) >= TARGET and self.logged_ok(name)
+                met = median(self.ratios[name]) >= TARGET and self.totals[name].logged_ok()
                 out.append(f"  target {name} ÷ bare ≥ {TARGET}, every request logged with its "
                            f"id: {'met' if met else 'NOT met'}")
         return out
@@ -114,9 +109,6 @@ def run_together(work: Path, *, rounds: int, seconds: float,
                     (bare_cpu / bare_out.requests) / (cpu / max(out.requests, stored)))
                 result.rps[name].append(out.rps)
                 result.bare_rps[name].append(bare_out.rps)
-                counts = result.counts[name]
-                counts[0] += out.requests
-                counts[1] += out.extra.get("with_id", 0)
-                counts[2] += stored
-                counts[3] += out.non_2xx + out.socket_errors + bare_out.non_2xx
+                result.totals[name].add(out, stored)
+                result.totals[name].errors += bare_out.non_2xx + bare_out.socket_errors
     return result

@@ -123,11 +123,12 @@ async def _store_each(
         except ApiError as error:
             answers[index] = {"status_code": error.status, "body": {"message": error.message}}
     links = await _prompt_links(store, [body for _, body, _ in valid])
-    requests = [_new_request(body, key, links[_link_key(body)]) for _, body, key in valid]
-    for (index, body, _), request_id in zip(valid, await _write_all(store, requests),
-                                            strict=True):
+    linked = [(index, body, key, links[_link_key(body)]) for index, body, key in valid]
+    requests = [_new_request(body, key, link) for _, body, key, link in linked]
+    for (index, body, _, link), request_id in zip(linked, await _write_all(store, requests),
+                                                  strict=True):
         answers[index] = (
-            {"status_code": 201, "body": _answer(request_id, links[_link_key(body)][1], body)}
+            {"status_code": 201, "body": _answer(request_id, link[1], body)}
             if request_id is not None
             # Retryable, as a 500 of /log-request is: the client sends it again, its key dedupes.
             else {"status_code": 500, "body": {"message": "the log could not be stored"}}

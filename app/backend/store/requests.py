@@ -149,12 +149,11 @@ def insert_requests(
         if created:
             tag_rows.extend({"tag": tag, "request_id": request_id}
                             for tag in dict.fromkeys(request.tags))
+            if request.score is not None:
+                name, value = request.score
+                upsert_score(connection, request_id=request_id, name=name, score=value, now=now)
     if tag_rows:
         connection.execute(_INSERT_TAG, tag_rows)
-    for request, (request_id, created) in zip(requests, answers, strict=True):
-        if created and request.score is not None:
-            name, value = request.score
-            upsert_score(connection, request_id=request_id, name=name, score=value, now=now)
     return answers
 
 
