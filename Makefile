@@ -28,7 +28,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check app chains tests bench
+	$(BIN)/ruff check app chains promptserve tests bench
 	$(BIN)/mypy
 
 # Benchmarks of PRODUCT.md's targets (see BENCHMARKS.md); needs wrk and valgrind (apt-get install

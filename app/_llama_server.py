@@ -1,9 +1,12 @@
-"""llama-cpp-python's OpenAI-compatible server, taught the two things ChatOpenAI relies on.
+"""llama-cpp-python's OpenAI-compatible server, taught what ChatOpenAI relies on.
 
 Run as `python -m app._llama_server --model FILE --alias NAME --port N` (by
-`app.local_model`). llama-cpp-python 0.3 differs from OpenAI in two ways that matter here:
+`app.local_model`). llama-cpp-python 0.3 differs from OpenAI in ways that matter here:
 - it ignores `max_completion_tokens`, which langchain-openai sends instead of `max_tokens`
   (the template's limit would be lost): the request body is rewritten to `max_tokens`;
+- it refuses OpenAI's structured output, `response_format: {type: json_schema,
+  json_schema: {schema}}`, and takes the same schema as `{type: json_object, schema}`
+  (a grammar then constrains every token): the body is rewritten to that;
 - it never reports token usage in streams (`stream_options.include_usage`): each streamed
   completion gets OpenAI's final usage chunk (`choices: []`, `usage: {...}`), counted by
   llama.cpp's own tokenizer (prompt) and generated tokens (one stream chunk each).
@@ -73,12 +76,21 @@ def _rewrite(raw: bytes) -> bytes:
         body = json.loads(raw)
     except ValueError:
         return raw  # let the server answer the malformed body itself
-    if isinstance(body, dict) and body.get("max_completion_tokens") is not None:
+    if not isinstance(body, dict):
+        return raw
+    changed = False
+    if body.get("max_completion_tokens") is not None:
         limit = body.pop("max_completion_tokens")
         if body.get("max_tokens") is None:
             body["max_tokens"] = limit
-        return json.dumps(body).encode()
-    return raw
+        changed = True
+    response_format = body.get("response_format")
+    if isinstance(response_format, dict) and response_format.get("type") == "json_schema":
+        schema = (response_format.get("json_schema") or {}).get("schema")
+        body["response_format"] = {"type": "json_object", **({"schema": schema} if schema
+                                                             else {})}
+        changed = True
+    return json.dumps(body).encode() if changed else raw
 
 
 def _install_stream_usage() -> None:

@@ -8,11 +8,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import sqlalchemy as sa
+from chains.catalog import CATALOG, TEMPLATES_DIR, fetch_template
 from promptlayer import PromptLayer
 
 from app.publishing import seed_registry
 from bench._procs import Server, free_port, spawn
-from chains.catalog import CATALOG, TEMPLATES_DIR, fetch_template
 from tests.utils.databases import throwaway_postgres_database as postgres_database
 
 __all__ = ["API_KEY", "Database", "backend_env", "postgres_database", "running_backend",

@@ -9,8 +9,8 @@ from typing import Any
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langchain_core.outputs import ChatGeneration, LLMResult
 
-from app.tracing import _blueprints as bp
 from bench.fake_model import REPLY
+from promptserve.tracing import _blueprints as bp
 
 __all__ = ["INVOKE_BODY", "log_body"]
 

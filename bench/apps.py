@@ -21,6 +21,7 @@ import itertools
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from chains.catalog import CATALOG, build_chain, fetch_template
 from fastapi import FastAPI, Request
 from langchain_core.callbacks import AsyncCallbackHandler, BaseCallbackHandler
 from langserve import add_routes
@@ -30,11 +31,10 @@ from app.backend import create_backend_app, resolve_backend_api_key
 from app.config import Settings
 from app.service import _reliability as reliability_module
 from app.service import create_app
-from app.tracing import LogDelivery
 from bench.experiments import AiohttpDelivery, NoHttpDelivery
 from bench.fake_model import FakeChatModel, fake_chat_model
 from bench.reference import AsyncSDKHandler, SyncSDKHandler
-from chains.catalog import CATALOG, build_chain, fetch_template
+from promptserve.tracing import LogDelivery
 
 __all__ = ["APPS", "bare_app", "bare_handler_app", "nostore_backend_app", "reference_app",
            "traced_app"]

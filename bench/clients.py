@@ -6,11 +6,12 @@ this process's CPU per request (what delivery costs the service's event loop) an
 server process's CPU per request (what the client's way of writing costs the other side).
 Then 100 posts one at a time: wall ms per log without load. Clients alternate, round by
 round.
-- `LogDelivery`: the product's delivery as shipped (app.tracing._http.HttpPool, at most
+- `LogDelivery`: the product's delivery as shipped (promptserve.tracing._http.HttpPool, at most
   workers + 8 connections; aiohttp before branch `transport`, httpx before branch `perf`);
   since 2026-11-26 evening it batches the logs that queue behind its posts, so with 32 in
   flight this row is per log, not per post;
-- `HttpPool max=100`: our pool's bare post loop (body encoded by app.json_codec, as Poster does);
+- `HttpPool max=100`: our pool's bare post loop (body encoded by promptserve.json_codec, as
+  Poster does);
 - `aiohttp limit=100`: aiohttp.ClientSession.post (bench-only since branch `transport`);
 - `httpx pool=100`: a bare httpx.AsyncClient.post loop.
 Bare clients get the body encoded once by json.dumps, like the product's old Poster.
@@ -30,13 +31,13 @@ from typing import Any
 import aiohttp
 import httpx
 
-from app import json_codec
-from app.tracing import LogDelivery
-from app.tracing._http import HttpPool
 from bench._backend import API_KEY, running_backend
 from bench._bodies import log_body
 from bench._procs import cpu_seconds
 from bench._stats import median, spread
+from promptserve import json_codec
+from promptserve.tracing import LogDelivery
+from promptserve.tracing._http import HttpPool
 
 __all__ = ["ClientsResult", "run_clients"]
 

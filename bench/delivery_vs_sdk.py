@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from promptlayer import AsyncPromptLayer  # noqa: E402
 
-from app.tracing import LogDelivery  # noqa: E402
+from promptserve.tracing import LogDelivery  # noqa: E402
 from tests.utils.servers import free_port, serve_in_process  # noqa: E402
 
 API_KEY = "bench-key"

@@ -18,8 +18,8 @@ from typing import Any
 
 import aiohttp
 
-from app.tracing import LogDelivery
-from app.tracing._delivery import _LogItem
+from promptserve.tracing import LogDelivery
+from promptserve.tracing._delivery import _LogItem
 
 __all__ = ["AiohttpDelivery", "NoHttpDelivery"]
 

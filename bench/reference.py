@@ -17,7 +17,7 @@ from langchain_core.messages import BaseMessage
 from langchain_core.outputs import LLMResult
 from promptlayer import AsyncPromptLayer, PromptLayer
 
-from app.tracing import _blueprints as bp
+from promptserve.tracing import _blueprints as bp
 
 __all__ = ["AsyncSDKHandler", "SyncSDKHandler"]
 

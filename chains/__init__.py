@@ -1,33 +1,15 @@
-"""Chains: the catalog of routes, and registry templates turned into LangChain runnables."""
+"""The chains promptserve serves: one module each, plus template files in `templates/`.
+
+A module here declares `CHAIN = Chain(path, runnable, ...)` (or `CHAINS = [...]`); a template
+file with a `serve:` section is a chain of its own (`prompt | model | parser`). The service
+finds both at start-up (`app.service.discover_chains`); the README's "Add a chain" says how.
+"""
 
 from __future__ import annotations
 
-from chains.catalog import (
-    CATALOG,
-    TEMPLATES_DIR,
-    ChainSpec,
-    afetch_template,
-    build_chain,
-    fetch_template,
-    registry_params,
-)
-from chains.convert import prompt_from_blueprint, prompt_from_template
-from chains.errors import TemplateConversionError
-from chains.inputs import input_model
-from chains.model import build_chat_model, chat_model_arguments
+from pathlib import Path
 
-__all__ = [
-    "CATALOG",
-    "TEMPLATES_DIR",
-    "ChainSpec",
-    "TemplateConversionError",
-    "afetch_template",
-    "build_chain",
-    "build_chat_model",
-    "chat_model_arguments",
-    "fetch_template",
-    "input_model",
-    "prompt_from_blueprint",
-    "prompt_from_template",
-    "registry_params",
-]
+__all__ = ["TEMPLATES_DIR"]
+
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+"""The template files that seed an empty registry (`promptserve publish chains/templates`)."""

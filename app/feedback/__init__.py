@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.feedback._tokens import (
+from promptserve.server._tokens import (
     ExpiredToken,
     FeedbackTokens,
     InvalidToken,

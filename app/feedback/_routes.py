@@ -16,14 +16,14 @@ from promptlayer import exceptions as pl_errors
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationInfo, field_validator
 
 from app.feedback._pending import PendingFeedback, PendingScore
-from app.feedback._tokens import ExpiredToken, InvalidToken, request_subject, run_subject
 from app.observability.metrics import count_feedback
+from promptserve.server._tokens import ExpiredToken, InvalidToken, request_subject, run_subject
 
 if TYPE_CHECKING:
     from promptlayer import AsyncPromptLayer
     from pydantic import SecretStr
 
-    from app.feedback._tokens import FeedbackTokens
+    from promptserve.server._tokens import FeedbackTokens
 
 __all__ = ["FeedbackIn", "FeedbackOut", "FeedbackService", "router"]
 

@@ -14,7 +14,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from app import json_codec
+from promptserve import json_codec
 
 __all__ = ["AccessLineHandler", "JsonFormatter", "RequestIdFilter", "log_access_line",
            "log_config", "request_id_var"]

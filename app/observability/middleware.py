@@ -72,9 +72,8 @@ class ObservabilityMiddleware:
 
     def _run_id(self, scope: Scope) -> str | None:
         trace = scope.get(self.trace_scope_key) if self.trace_scope_key else None
-        tracer = getattr(trace, "tracer", None)
-        run_ids = getattr(tracer, "root_run_ids", None) if tracer is not None else None
-        return str(run_ids[0]) if run_ids else None
+        runs = getattr(trace, "runs", None)  # a promptserve.server.RequestTrace
+        return str(next(iter(runs))) if runs else None
 
 
 def _incoming_request_id(scope: Scope) -> str | None:

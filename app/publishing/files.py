@@ -18,6 +18,11 @@ Format (one template per `*.yaml` / `*.yml` file in a folder)::
             - {type: text, text: "Write a slogan for a company that makes {product}."}
     metadata:
       model: {provider: openai, name: gpt-4o-mini, parameters: {temperature: 0.7}}
+    serve:                         # optional: serve `prompt | model | parser` at a route
+      path: /example               # the route
+      output: text                 # text (default) or json
+      label: prod                  # optional: the release label served (default: prod),
+                                   # or `version: 3` for a fixed version
 
 `input_variables` may be left out: they are computed. A file is valid only if promptserve
 can build a chain from it (blueprint converts, model metadata is usable), so a published
@@ -28,17 +33,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from chains.convert import prompt_from_blueprint
-from chains.errors import TemplateConversionError
-from chains.model import chat_model_arguments
+from promptserve.prompts.convert import prompt_from_blueprint
+from promptserve.prompts.errors import TemplateConversionError
+from promptserve.prompts.model import chat_model_arguments
 
 __all__ = [
     "InvalidTemplatesError",
+    "ServeSection",
     "TemplateFile",
     "TemplateFileError",
     "load_directory",
@@ -65,6 +71,24 @@ class InvalidTemplatesError(ValueError):
         super().__init__("\n".join(str(error) for error in self.errors))
 
 
+class ServeSection(BaseModel):
+    """A template file's own route: the YAML-only chain `prompt | model | parser`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: str = Field(pattern=r"^(/[A-Za-z0-9_-]+)+$")
+    output: Literal["text", "json"] = "text"
+    label: str | None = Field(default=None, min_length=1)
+    version: int | None = Field(default=None, ge=1)
+    name: str | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _one_selector(self) -> ServeSection:
+        if self.label is not None and self.version is not None:
+            raise ValueError("give a release label or a version, not both")
+        return self
+
+
 class TemplateFile(BaseModel):
     """One template file, validated."""
 
@@ -76,6 +100,7 @@ class TemplateFile(BaseModel):
     release_labels: list[str] = Field(default_factory=list)
     commit_message: str | None = Field(default=None, max_length=72)
     tags: list[str] = Field(default_factory=list)
+    serve: ServeSection | None = None
 
     def publish_body(self) -> dict[str, Any]:
         """The SDK's `templates.publish` argument for this file."""

@@ -1,5 +1,6 @@
-"""The promptserve application: chains on LangServe routes, tracing, /feedback, health,
-and (unless PROMPTLAYER_BASE_URL points elsewhere) the embedded backend at /promptlayer.
+"""The promptserve application: the catalog's chains on traced LangServe routes, /feedback,
+health, and (unless PROMPTLAYER_BASE_URL points elsewhere) the embedded backend at
+/promptlayer.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 import openai
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
-from langserve import add_routes
 from promptlayer import AsyncPromptLayer, PromptLayer
 
 from app.backend import create_backend_app, resolve_backend_api_key
@@ -24,8 +24,7 @@ from app.feedback._routes import router as feedback_router
 from app.observability import ObservabilityMiddleware, record_delivery_stats
 from app.publishing import seed_registry
 from app.secrets_store import load_or_create_secret
-from app.service._chains import ChainRuntime, TemplateCache
-from app.service._config_modifier import tracing_config_modifier
+from app.service._catalog import check_unique, discover_chains
 from app.service._embedded import internal_listener
 from app.service._health import router as health_router
 from app.service._in_process import in_process_handlers
@@ -34,17 +33,19 @@ from app.service._local import local_model_if_needed
 from app.service._probes import model_probe, registry_probe
 from app.service._reliability import install_guards, start_delivery, start_feedback
 from app.service._seed_lock import seed_lock
-from app.service._trace_middleware import TRACE_SCOPE_KEY, TraceResponseMiddleware
-from app.tracing import LocalHandler, LogDelivery
-from chains.catalog import CATALOG, ChainSpec, afetch_template, build_chain
+from promptserve import Chain
+from promptserve.prompts import PromptStore, TemplateCache, afetch_template, build_chat_model
+from promptserve.server import add_routes
+from promptserve.server._trace import TRACE_SCOPE_KEY
+from promptserve.tracing import LocalHandler, LogDelivery
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
 
 __all__ = ["ChatModelFactory", "create_app"]
 
-ChatModelFactory = Callable[[ChainSpec, Mapping[str, Any]], "BaseChatModel"]
-"""(spec, registry template) → the chat model a chain uses instead of ChatOpenAI."""
+ChatModelFactory = Callable[[str, Mapping[str, Any]], "BaseChatModel"]
+"""(template name, its `metadata.model`) → the chat model its calls use instead of ChatOpenAI."""
 
 logger = logging.getLogger(__name__)
 
@@ -62,15 +63,21 @@ class _Registry:
 def create_app(
     settings: Settings | None = None,
     *,
-    catalog: Sequence[ChainSpec] = CATALOG,
+    chains: Sequence[Chain] | None = None,
     chat_model: ChatModelFactory | None = None,
 ) -> FastAPI:
-    """Build the service; the catalog's chains are fetched and routed when the lifespan starts.
+    """Build the service; its prompts are fetched and its chains routed when the lifespan
+    starts.
 
-    `chat_model` (benchmarks) swaps every chain's ChatOpenAI for another model; everything
-    else (registry template, prompt, parser, tracing, id rewriting) stays as served.
+    `chains` defaults to the catalog (`discover_chains`: the `chains` package and the
+    template files with a route). `chat_model` (benchmarks) swaps every prompt's ChatOpenAI
+    for another model; everything else (registry template, prompt, tracing, id rewriting)
+    stays as served.
     """
     settings = settings if settings is not None else Settings()
+    catalog = check_unique(chains) if chains is not None else discover_chains(
+        templates_dir=settings.templates_dir
+    )
     backend_app = None
     backend_key = None
     if settings.promptlayer_base_url is None:
@@ -106,12 +113,7 @@ def create_app(
         _redirect_dashboard(app)
     app.include_router(health_router)
     app.include_router(feedback_router)
-    app.add_middleware(
-        TraceResponseMiddleware,
-        tokens=tokens,
-        wait_seconds=settings.log_wait_seconds,
-    )
-    install_guards(app, settings, catalog)
+    install_guards(app, settings, [chain.path for chain in catalog])
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     # Outermost: counts and logs every request, 413s and errors included.
     app.add_middleware(ObservabilityMiddleware, trace_scope_key=TRACE_SCOPE_KEY)
@@ -121,7 +123,7 @@ def create_app(
 async def _start_service(
     app: FastAPI,
     settings: Settings,
-    catalog: Sequence[ChainSpec],
+    catalog: Sequence[Chain],
     registry: _Registry,
     tokens: FeedbackTokens,
     stack: contextlib.AsyncExitStack,
@@ -136,43 +138,52 @@ async def _start_service(
         local=registry.local,
     )
     app.state.delivery = delivery  # its stats() feed /metrics
-    # One pool to the model server per app, closed with it (see chains.model).
+    # One pool to the model server per app, closed with it (see promptserve.prompts.model).
     model_http = openai.DefaultAsyncHttpxClient()
     stack.push_async_callback(model_http.aclose)
 
     model_key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
 
-    def build(spec: ChainSpec, template: Any) -> Any:
-        return build_chain(
-            spec,
-            template,
+    def build_model(template_name: str, model_metadata: Mapping[str, Any]) -> BaseChatModel:
+        if chat_model is not None:
+            return chat_model(template_name, model_metadata)
+        return build_chat_model(
+            model_metadata,
             api_key=model_key,
             base_url=settings.openai_base_url,
             model_name_override=settings.model_name,
+            template_name=template_name,
             http_async_client=model_http,
-            model=chat_model(spec, template) if chat_model is not None else None,
         )
 
-    runtime = ChainRuntime(
-        catalog,
-        fetch=lambda spec: afetch_template(client, spec),
-        build=build,
+    store = PromptStore(
+        (prompt for chain in catalog for prompt in chain.registry_prompts),
+        fetch=lambda prompt: afetch_template(client, prompt),
+        build_model=build_model,
         cache=TemplateCache(settings.data_dir / "templates"),
     )
-    await runtime.load()
-    for spec in catalog:
-        # No include_callback_events: LiveChain leaves LangServe's event aggregator out of
-        # every run (app.service._live_chain says why), so there would be none to return.
+    await store.load()
+    for chain in catalog:
+        # No include_callback_events: TracedRunnable leaves LangServe's event aggregator out
+        # of every run (promptserve.server._traced_runnable says why), so none would return.
         add_routes(
             app,
-            runtime.live(spec.name),
-            path=spec.path,
-            per_req_config_modifier=tracing_config_modifier(
-                runtime=runtime, chain_name=spec.name, route=spec.path, delivery=delivery
-            ),
+            chain.runnable,
+            path=chain.path,
+            name=chain.name,
+            store=store,
+            prompts=chain.prompts,
+            input_type=chain.input_type,
+            output_type=chain.output_type,
+            delivery=delivery,
+            tokens=tokens,
+            wait_seconds=settings.log_wait_seconds,
+            max_batch_inputs=settings.max_batch_size,
+            max_stream_seconds=settings.max_stream_seconds,
         )
     _chain_routes_first(app, catalog)
-    app.state.runtime = runtime
+    app.state.prompts = store
+    app.state.chains = tuple(catalog)
     app.state.probes = {
         "registry": registry_probe(base_url=registry.base_url, api_key=registry.api_key),
         "model": model_probe(
@@ -183,20 +194,20 @@ async def _start_service(
         settings, tokens=tokens, client=client, delivery=delivery, stack=stack
     )
     for task in (
-        asyncio.create_task(runtime.refresh_forever(settings.refresh_interval_seconds)),
+        asyncio.create_task(store.refresh_forever(settings.refresh_interval_seconds)),
         asyncio.create_task(_publish_delivery_stats(delivery)),
     ):
         stack.push_async_callback(_cancelled, task)
 
 
-def _chain_routes_first(app: FastAPI, catalog: Sequence[ChainSpec]) -> None:
+def _chain_routes_first(app: FastAPI, catalog: Sequence[Chain]) -> None:
     """Match the chain routes before the docs, health and feedback routes.
 
     The router tries routes in order, and each included router it passes costs a walk of
     its routes: ~2% of a request's CPU (bench: instructions per /example/invoke). Chain
     paths share no path with the others, so the order changes which is tried first only.
     """
-    prefixes = tuple(spec.path + "/" for spec in catalog)
+    prefixes = tuple(chain.path + "/" for chain in catalog)
     # A stable sort: chain routes first, each group in its own order.
     app.router.routes.sort(key=lambda r: not getattr(r, "path", "").startswith(prefixes))
 

@@ -1,27 +1,18 @@
-"""Guards in front of the chain routes: API keys, batch size, stream duration.
-
-Each is a plain ASGI middleware, so it sees a request before LangServe parses it and can
-end a stream without LangServe's cooperation.
-"""
+"""The service's API keys in front of the chain routes: a plain ASGI middleware, so it
+refuses a request before LangServe parses it."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hmac
-import json
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from app.service._tags import endpoint_of
+from promptserve.server._guards import send_json
 
 if TYPE_CHECKING:
-    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+    from starlette.types import ASGIApp, Receive, Scope, Send
 
-__all__ = ["ApiKeyMiddleware", "BatchLimitMiddleware", "StreamDeadlineMiddleware",
-           "presented_key"]
-
-_STREAM_ENDPOINTS = frozenset({"stream", "stream_log", "stream_events"})
+__all__ = ["ApiKeyMiddleware", "presented_key"]
 
 
 def presented_key(headers: Sequence[tuple[bytes, bytes]]) -> str | None:
@@ -35,15 +26,6 @@ def presented_key(headers: Sequence[tuple[bytes, bytes]]) -> str | None:
         elif name == b"x-api-key":
             found = value.decode("latin-1")
     return found
-
-
-async def _send_json(send: Send, status: int, body: dict[str, Any],
-                     headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
-    raw = json.dumps(body).encode()
-    await send({"type": "http.response.start", "status": status, "headers": [
-        (b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode()),
-        *headers]})
-    await send({"type": "http.response.body", "body": raw})
 
 
 class ApiKeyMiddleware:
@@ -67,87 +49,8 @@ class ApiKeyMiddleware:
         """Refuse requests without a valid key; the key itself is never echoed or logged."""
         if scope["type"] == "http" and scope["path"].startswith(self._prefixes) and \
                 not self._allowed(presented_key(scope["headers"])):
-            await _send_json(send, 401, {"detail": "a valid API key is required "
+            await send_json(send, 401, {"detail": "a valid API key is required "
                                          "(Authorization: Bearer or X-API-Key)"},
                              [(b"www-authenticate", b"Bearer")])
             return
         await self.app(scope, receive, send)
-
-
-class BatchLimitMiddleware:
-    """413 when a `/batch` body carries more than `max_inputs` inputs."""
-
-    def __init__(self, app: ASGIApp, *, max_inputs: int) -> None:
-        """Wrap `app`; bodies are already size-capped by BodySizeLimitMiddleware."""
-        self.app = app
-        self.max_inputs = max_inputs
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Count the inputs of a batch body, then replay it to the app."""
-        if scope["type"] != "http" or scope["method"] != "POST" or \
-                endpoint_of(scope["path"]) != "batch":
-            await self.app(scope, receive, send)
-            return
-        chunks: list[bytes] = []
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                return  # the client went away
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
-        with contextlib.suppress(ValueError, UnicodeDecodeError, RecursionError):
-            inputs = json.loads(body).get("inputs") if body.strip().startswith(b"{") else None
-            if isinstance(inputs, list) and len(inputs) > self.max_inputs:
-                await _send_json(send, 413, {"detail": f"a batch may carry at most "
-                                             f"{self.max_inputs} inputs (got {len(inputs)})"})
-                return
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
-
-
-class StreamDeadlineMiddleware:
-    """Ends a stream that runs past `max_seconds` with an SSE error event and `end`."""
-
-    def __init__(self, app: ASGIApp, *, max_seconds: float) -> None:
-        """Wrap `app`."""
-        self.app = app
-        self.max_seconds = max_seconds
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Run the stream under a deadline; on expiry cancel it and close the SSE stream."""
-        if scope["type"] != "http" or scope["method"] != "POST" or \
-                endpoint_of(scope["path"]) not in _STREAM_ENDPOINTS:
-            await self.app(scope, receive, send)
-            return
-        state = {"started": False, "finished": False}
-
-        async def tracking_send(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                state["started"] = True
-            elif message["type"] == "http.response.body" and not message.get("more_body"):
-                state["finished"] = True
-            await send(message)
-
-        try:
-            await asyncio.wait_for(self.app(scope, receive, tracking_send), self.max_seconds)
-        except TimeoutError:
-            if state["finished"]:
-                return
-            error = {"status_code": 504,
-                     "message": f"stream exceeded {self.max_seconds:g} s and was stopped"}
-            if not state["started"]:
-                await _send_json(send, 504, {"detail": error["message"]})
-                return
-            event = f"event: error\r\ndata: {json.dumps(error)}\r\n\r\nevent: end\r\n\r\n"
-            await send({"type": "http.response.body", "body": event.encode(),
-                        "more_body": False})

@@ -24,9 +24,9 @@ async def healthz() -> dict[str, str]:
 @router.get("/readyz", responses={503: {}})
 async def readyz(request: Request) -> Any:
     """Chains are built, and the registry and the model server answer right now."""
-    runtime = getattr(request.app.state, "runtime", None)
+    prompts = getattr(request.app.state, "prompts", None)
     probes = getattr(request.app.state, "probes", None) or {}
-    checks = {"chains": runtime is not None}
+    checks = {"chains": prompts is not None}
     checks.update(await run_probes(probes) if probes else {"registry": False, "model": False})
     status = 200 if all(checks.values()) else 503
     return JSONResponse({"ready": status == 200, "checks": checks}, status_code=status)

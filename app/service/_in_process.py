@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from app.backend.api.requests import ingest_log, ingest_log_batch
 from app.backend.errors import ApiError
-from app.tracing import BATCH_PATH, LocalHandler, PostResult
+from promptserve.tracing import BATCH_PATH, LocalHandler, PostResult
 
 if TYPE_CHECKING:
     from fastapi import FastAPI

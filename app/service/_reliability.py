@@ -1,4 +1,4 @@
-"""Wiring of the reliability parts: spooled delivery, pending feedback, route guards.
+"""Wiring of the reliability parts: spooled delivery, pending feedback, API keys.
 
 Kept out of `_app.py` so the factory only calls three functions.
 """
@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 
 from app.feedback._pending import PendingFeedback
 from app.feedback._routes import FeedbackService
-from app.service._guards import ApiKeyMiddleware, BatchLimitMiddleware, StreamDeadlineMiddleware
-from app.tracing import LocalHandler, LogDelivery
+from app.service._guards import ApiKeyMiddleware
+from promptserve.tracing import LocalHandler, LogDelivery
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -21,7 +21,6 @@ if TYPE_CHECKING:
 
     from app.config import Settings
     from app.feedback import FeedbackTokens
-    from chains.catalog import ChainSpec
 
 __all__ = ["install_guards", "start_delivery", "start_feedback"]
 
@@ -30,13 +29,12 @@ _FLUSH_SECONDS = 5.0
 _FEEDBACK_RETRY_SECONDS = 15.0
 
 
-def install_guards(app: FastAPI, settings: Settings, catalog: Sequence[ChainSpec]) -> None:
-    """Batch and stream limits, and (if required) API keys on every chain route."""
-    app.add_middleware(StreamDeadlineMiddleware, max_seconds=settings.max_stream_seconds)
-    app.add_middleware(BatchLimitMiddleware, max_inputs=settings.max_batch_size)
+def install_guards(app: FastAPI, settings: Settings, chain_paths: Sequence[str]) -> None:
+    """API keys (if required) on every chain route; batch and stream limits are the
+    routes' own (`promptserve.server.add_routes`)."""
     if settings.require_api_key:
         keys = [key.get_secret_value() for key in settings.api_keys]
-        app.add_middleware(ApiKeyMiddleware, keys=keys, prefixes=[s.path for s in catalog])
+        app.add_middleware(ApiKeyMiddleware, keys=keys, prefixes=chain_paths)
 
 
 async def start_delivery(

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from app.service import create_app
-from chains.catalog import CATALOG
 from tests.integration.service.conftest import BACKEND_KEY, fake_llm, service_settings  # noqa: F401
 from tests.utils.fake_openai import FakeOpenAI
 from tests.utils.servers import serve_in_thread
@@ -39,7 +38,7 @@ def service_url(
     """A running promptserve (embedded backend, SQLite) answering through the fake model."""
     _, llm_url = fake_llm
     settings = service_settings(tmp_path_factory.mktemp("browser"), llm_url)
-    with serve_in_thread(create_app(settings, catalog=CATALOG)) as url:
+    with serve_in_thread(create_app(settings)) as url:
         yield url
 
 

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from app.config import Settings
-from chains.catalog import TEMPLATES_DIR
+from chains import TEMPLATES_DIR
 
 MAX_TOKENS = 12
 

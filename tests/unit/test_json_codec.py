@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from app.json_codec import dumps, loads
+from promptserve.json_codec import dumps, loads
 
 
 def test_a_chain_output_beyond_orjson_still_round_trips() -> None:

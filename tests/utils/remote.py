@@ -1,4 +1,4 @@
-"""Stock RemoteRunnable for tests, closed deterministically (see app.client.detach_finalizer)."""
+"""Stock RemoteRunnable for tests, closed deterministically (client.detach_finalizer)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 from langserve import RemoteRunnable
 
-from app.client import detach_finalizer
+from promptserve.client import detach_finalizer
 
 
 @contextlib.contextmanager

@@ -32,7 +32,6 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from app import json_codec
 from app.backend.api._http import (
     authenticated_body,
     may_hold_unstorable,
@@ -57,6 +56,7 @@ from app.backend.store.requests import (
     resolve_prompt_link,
     version_blueprint,
 )
+from promptserve import json_codec
 
 if TYPE_CHECKING:
     from app.backend.store import Store
@@ -171,8 +171,8 @@ async def ingest_log(store: Store, payload: Any, idempotency_key: str | None) ->
     The body goes through the same JSON checks and validation as over HTTP; BadRequest
     (an ApiError) for what the route would answer 400.
     """
-    # Encoded as the HTTP path's poster encodes it (app.json_codec), so both paths accept and
-    # refuse the same bodies.
+    # Encoded as the HTTP path's poster encodes it (promptserve.json_codec), so both paths
+    # accept and refuse the same bodies.
     body = validate(LogRequestBody, parse_object(json_codec.dumps(payload)))
     return await store_log(store, body, idempotency_key)
 

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 
-from app import json_codec
+from promptserve import json_codec
 
 __all__ = ["make_engine", "migrate"]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 from promptlayer import PromptLayer
 
-from chains.catalog import TEMPLATES_DIR
+from chains import TEMPLATES_DIR
 from tests.utils.fake_openai import FakeOpenAI
 from tests.utils.servers import free_port, process_output, serve_in_process, serve_in_thread
 

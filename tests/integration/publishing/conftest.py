@@ -11,7 +11,7 @@ from promptlayer import PromptLayer
 
 from app.backend import create_backend_app
 from app.config import Settings
-from chains.catalog import TEMPLATES_DIR
+from chains import TEMPLATES_DIR
 from tests.utils.servers import serve_in_thread
 
 KEY = "publishing-test-key"

@@ -17,7 +17,7 @@ from app.publishing import (
     load_directory,
     load_template_file,
 )
-from chains.catalog import TEMPLATES_DIR
+from chains import TEMPLATES_DIR
 
 EXAMPLE = yaml.safe_load((TEMPLATES_DIR / "example.yaml").read_text())
 

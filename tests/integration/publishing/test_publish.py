@@ -18,8 +18,9 @@ from app.publishing import (
     run_publish_command,
     seed_registry,
 )
-from chains.catalog import CATALOG, build_chain, fetch_template
-from chains.convert import prompt_from_template
+from promptserve import RegistryPrompt
+from promptserve.prompts import build_chat_model, build_version, fetch_template
+from promptserve.prompts.convert import prompt_from_template
 from tests.integration.publishing.conftest import KEY
 from tests.utils.servers import free_port
 
@@ -70,10 +71,12 @@ def test_publish_skip_change_and_invalid(client: PromptLayer, templates: Path) -
 
 def test_published_template_builds_the_chain(client: PromptLayer, templates: Path) -> None:
     publish_directory(templates, client=client)
-    template = fetch_template(client, CATALOG[0])
+    template = fetch_template(client, RegistryPrompt("example", label="prod"))
     assert template["prompt_template"]["input_variables"] == ["product"]
-    chain = build_chain(CATALOG[0], template, api_key="sk-test", base_url=None)
-    assert chain.get_input_jsonschema()["required"] == ["product"]
+    version = build_version(
+        template, lambda name, model: build_chat_model(model, api_key="sk-test", base_url=None)
+    )
+    assert version.input_type.model_json_schema()["required"] == ["product"]
     messages = prompt_from_template(template).invoke({"product": "toasters"}).to_messages()
     assert messages == [
         SystemMessage("You are a helpful copywriter. Answer with the slogan only."),

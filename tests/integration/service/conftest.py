@@ -17,13 +17,12 @@ from app.backend.store.engine import make_engine
 from app.backend.store.requests import get_request
 from app.config import Settings
 from app.service import create_app
-from chains.catalog import CATALOG, TEMPLATES_DIR, ChainSpec
+from chains import TEMPLATES_DIR
 from tests.utils.fake_openai import FakeOpenAI
 from tests.utils.servers import serve_in_thread
 
 SERVICE_KEY = "service-key-for-tests"
 BACKEND_KEY = "backend-key-for-tests"
-FAILING = ChainSpec(path="/failing", name="failing", prompt_name="failing", label="prod")
 
 
 @dataclass
@@ -52,13 +51,15 @@ def fake_llm() -> Iterator[tuple[FakeOpenAI, str]]:
 
 
 def write_templates(directory: Path) -> Path:
-    """The bundled templates plus a `failing` one whose model always answers 500."""
+    """The bundled templates plus a `failing` one (served at /failing) whose model always
+    answers 500."""
     directory.mkdir(parents=True, exist_ok=True)
     for path in TEMPLATES_DIR.glob("*.yaml"):
         shutil.copy(path, directory / path.name)
     failing = yaml.safe_load((TEMPLATES_DIR / "example.yaml").read_text())
     failing["name"] = "failing"
     failing["metadata"]["model"]["name"] = "fail-500"
+    failing["serve"] = {"path": "/failing"}
     (directory / "failing.yaml").write_text(yaml.safe_dump(failing))
     return directory
 
@@ -83,7 +84,7 @@ def service(
 ) -> Iterator[Service]:
     fake, llm_url = fake_llm
     settings = service_settings(tmp_path_factory.mktemp("service"), llm_url)
-    app = create_app(settings, catalog=(*CATALOG, FAILING))
+    app = create_app(settings)
     engine = make_engine(settings.sqlalchemy_url)
     with serve_in_thread(app) as url:
         yield Service(url, app, settings, fake, engine)

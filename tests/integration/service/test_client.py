@@ -1,4 +1,4 @@
-"""app.client.PromptServeClient against the real service."""
+"""promptserve.client.PromptServeClient against the real service."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from app.client import PromptServeClient, TracedStream
+from promptserve.client import PromptServeClient, TracedStream
 from tests.integration.service.conftest import Service
 
 

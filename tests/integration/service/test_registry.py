@@ -14,7 +14,7 @@ from app.backend import create_backend_app
 from app.config import Settings
 from app.publishing import publish_directory
 from app.service import create_app
-from chains.catalog import TEMPLATES_DIR
+from chains import TEMPLATES_DIR
 from tests.integration.service.conftest import BACKEND_KEY, service_settings, write_templates
 from tests.utils.fake_openai import FakeOpenAI
 from tests.utils.servers import serve_in_thread

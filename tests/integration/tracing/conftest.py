@@ -14,7 +14,7 @@ import pytest
 
 from app.backend import create_backend_app
 from app.config import Settings
-from app.tracing import LogDelivery
+from promptserve.tracing import LogDelivery
 from tests.utils.fake_openai import FakeOpenAI
 from tests.utils.servers import serve_in_thread
 

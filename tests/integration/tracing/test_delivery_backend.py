@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from app.tracing import LogDelivery, PromptLayerTracer
+from promptserve.tracing import LogDelivery, PromptLayerTracer
 from tests.integration.tracing.conftest import API_KEY, Backend
 from tests.utils.fake_openai import FakeOpenAI
 from tests.utils.servers import free_port, serve_in_thread

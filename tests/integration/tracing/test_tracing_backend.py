@@ -11,7 +11,7 @@ from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import RunnableLambda
 from langchain_openai import ChatOpenAI, OpenAI
 
-from app.tracing import LogDelivery, PromptLayerTracer, PromptRef
+from promptserve.tracing import LogDelivery, PromptLayerTracer, PromptRef
 from tests.integration.tracing.conftest import Backend
 from tests.utils.fake_openai import FakeOpenAI
 

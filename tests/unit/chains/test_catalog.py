@@ -6,11 +6,6 @@ from typing import Any
 
 import pytest
 import yaml
-from langchain_core.language_models import GenericFakeChatModel
-from langchain_core.messages import AIMessage, HumanMessage
-from langchain_core.output_parsers import JsonOutputParser
-from pydantic import ValidationError
-
 from chains.catalog import (
     CATALOG,
     TEMPLATES_DIR,
@@ -20,9 +15,14 @@ from chains.catalog import (
     fetch_template,
     registry_params,
 )
-from chains.convert import prompt_from_blueprint
-from chains.errors import TemplateConversionError
-from chains.inputs import input_model
+from langchain_core.language_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage, HumanMessage
+from langchain_core.output_parsers import JsonOutputParser
+from pydantic import ValidationError
+
+from promptserve.prompts.convert import prompt_from_blueprint
+from promptserve.prompts.errors import TemplateConversionError
+from promptserve.prompts.inputs import input_model
 
 
 def example_template() -> dict[str, Any]:

@@ -8,8 +8,8 @@ import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder, PromptTemplate
 
-from chains.convert import prompt_from_blueprint, prompt_from_template
-from chains.errors import TemplateConversionError
+from promptserve.prompts.convert import prompt_from_blueprint, prompt_from_template
+from promptserve.prompts.errors import TemplateConversionError
 
 
 def text(value: str) -> dict[str, Any]:

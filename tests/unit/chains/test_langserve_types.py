@@ -7,10 +7,9 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from chains.catalog import CATALOG, TEMPLATES_DIR, build_chain
 from fastapi import FastAPI
 from langserve import add_routes
-
-from chains.catalog import CATALOG, TEMPLATES_DIR, build_chain
 
 
 @pytest.fixture

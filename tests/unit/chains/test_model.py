@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from chains.errors import TemplateConversionError
-from chains.model import build_chat_model, chat_model_arguments
+from promptserve.prompts.errors import TemplateConversionError
+from promptserve.prompts.model import build_chat_model, chat_model_arguments
 
 MODEL: dict[str, Any] = {
     "provider": "openai",
@@ -66,7 +66,7 @@ def test_no_key_and_no_base_url_is_refused() -> None:
 
 def test_client_settings_never_come_from_a_template(caplog: pytest.LogCaptureFixture) -> None:
     metadata = {**MODEL, "parameters": {"base_url": "http://evil", "api_key": "x", "stream": True}}
-    with caplog.at_level(logging.WARNING, logger="chains.model"):
+    with caplog.at_level(logging.WARNING, logger="promptserve.prompts.model"):
         arguments = chat_model_arguments(metadata, template_name="t")
     assert arguments == {"model": "gpt-4o-mini"}
     assert "ignoring model parameter 'base_url'" in caplog.text

@@ -8,7 +8,7 @@ from app.backend import create_backend_app
 from app.backend.store.requests import get_request
 from app.config import Settings
 from app.service._in_process import in_process_handlers
-from app.tracing import BATCH_PATH
+from promptserve.tracing import BATCH_PATH
 
 BODY = {
     "provider": "openai",

@@ -12,8 +12,8 @@ from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import RunnableConfig, RunnableLambda
 from langserve.callbacks import AsyncEventAggregatorCallback
 
-from app.service._live_chain import TRACER_CONFIG_KEY, LiveChain
-from app.tracing import PromptLayerTracer, PromptRef
+from promptserve.server._traced_runnable import TRACER_CONFIG_KEY, LiveChain
+from promptserve.tracing import PromptLayerTracer, PromptRef
 from tests.utils.fake_delivery import FakeDelivery
 
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from app.service._tags import endpoint_of, route_tags
+from promptserve.server._tags import endpoint_of, route_tags
 
 
 def test_endpoint_is_the_last_path_segment() -> None:

@@ -14,7 +14,7 @@ from langchain_core.messages import (
 )
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, Generation, LLMResult
 
-from app.tracing import _blueprints as bp
+from promptserve.tracing import _blueprints as bp
 
 
 def _text(t: str) -> dict[str, str]:

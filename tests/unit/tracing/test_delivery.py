@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from app.tracing import DeliveryError, LogDelivery
+from promptserve.tracing import DeliveryError, LogDelivery
 from tests.utils.servers import free_port
 from tests.utils.stub_http import (
     DROP,

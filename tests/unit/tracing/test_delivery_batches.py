@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from app.tracing import BATCH_PATH, LogDelivery
-from app.tracing._poster import log_outcome
+from promptserve.tracing import BATCH_PATH, LogDelivery
+from promptserve.tracing._poster import log_outcome
 from tests.utils.stub_http import Answer, Handler, Received, StubServer, stub_server
 
 SLOW = 0.3  # how long the first, lone post is held, so that others queue behind it

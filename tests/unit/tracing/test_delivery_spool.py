@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY
 
-from app.tracing import BATCH_PATH, LogDelivery
-from app.tracing._drain import SpoolDrain
-from app.tracing._poster import Poster
+from promptserve.tracing import BATCH_PATH, LogDelivery
+from promptserve.tracing._drain import SpoolDrain
+from promptserve.tracing._poster import Poster
 from tests.utils.stub_http import DROP, Answer, Received, stub_server
 
 

@@ -14,8 +14,8 @@ from langchain_openai.chat_models.base import (
     OpenAITimeoutError,
 )
 
-import app.tracing
-from app.tracing._errors import error_message, error_type
+import promptserve.tracing
+from promptserve.tracing._errors import error_message, error_type
 
 _REQUEST = httpx.Request("POST", "http://x/v1/chat/completions")
 
@@ -54,10 +54,11 @@ def test_error_message_is_bounded_and_masks_keys() -> None:
 
 
 def test_public_names() -> None:
-    assert sorted(app.tracing.__all__) == [
+    assert sorted(promptserve.tracing.__all__) == [
         "BATCH_PATH", "DeliveryError", "LocalHandler", "LogDelivery", "PostResult",
         "PromptLayerTracer",
         "PromptRef",
     ]
-    for name in set(app.tracing.__all__) - {"LocalHandler"}:  # a type alias has no docstring
-        assert getattr(app.tracing, name).__doc__
+    # A type alias has no docstring.
+    for name in set(promptserve.tracing.__all__) - {"LocalHandler"}:
+        assert getattr(promptserve.tracing, name).__doc__

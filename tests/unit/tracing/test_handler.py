@@ -14,7 +14,7 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
 from langchain_core.runnables import RunnableLambda
 
-from app.tracing import PromptLayerTracer, PromptRef
+from promptserve.tracing import PromptLayerTracer, PromptRef
 from tests.utils.fake_delivery import FakeDelivery
 
 PROMPT = PromptRef(name="example", version=3, template_id=12,

@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
-from app.tracing._http import HttpPool, TransportError
+from promptserve.tracing._http import HttpPool, TransportError
 from tests.utils.servers import free_port, serve_in_thread
 from tests.utils.stub_http import tcp_server
 

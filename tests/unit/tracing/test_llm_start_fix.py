@@ -10,7 +10,7 @@ from langchain_core.callbacks import AsyncCallbackHandler
 from langchain_core.language_models.fake import FakeListLLM
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 
-from app.tracing import (
+from promptserve.tracing import (
     PromptLayerTracer,  # noqa: F401  (importing it applies the fix)
     _llm_start_fix,
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.tracing._spool import Spool
+from promptserve.tracing._spool import Spool
 
 
 def _bodies(n: int, start: int = 0) -> list[tuple[str, dict]]:

@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from app.observability import metrics
-from app.tracing._drain import SpoolDrain
-from app.tracing._poster import RETRY_STATUSES, LocalHandler, Poster, log_outcome
-from app.tracing._types import LogBody
+from promptserve.tracing._drain import SpoolDrain
+from promptserve.tracing._poster import RETRY_STATUSES, LocalHandler, Poster, log_outcome
+from promptserve.tracing._types import LogBody
 
 __all__ = ["DeliveryError", "LogDelivery"]
 

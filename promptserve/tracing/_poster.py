@@ -1,4 +1,4 @@
-"""POSTs to PromptLayer over one keep-alive pool (app.tracing._http), retrying what may heal."""
+"""POSTs to PromptLayer over one keep-alive pool (tracing._http), retrying what may heal."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from app import json_codec
-from app.tracing._http import HttpPool, TransportError
+from promptserve import json_codec
+from promptserve.tracing._http import HttpPool, TransportError
 
 __all__ = [
     "BATCH_PATH",

@@ -23,7 +23,7 @@ from langchain_core.messages import (
 )
 from langchain_core.outputs import ChatGeneration, LLMResult
 
-from app.tracing._types import Blueprint
+from promptserve.tracing._types import Blueprint
 
 __all__ = [
     "chat_input",

@@ -19,8 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from app.tracing._poster import Poster, log_outcome
-from app.tracing._spool import Spool, SpoolCounts, SpoolRecord
+from promptserve.tracing._poster import Poster, log_outcome
+from promptserve.tracing._spool import Spool, SpoolCounts, SpoolRecord
 
 __all__ = ["SpoolDrain"]
 

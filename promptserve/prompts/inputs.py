@@ -10,7 +10,7 @@ from langchain_core.messages import AnyMessage
 from langchain_core.prompts import BasePromptTemplate, ChatPromptTemplate, MessagesPlaceholder
 from pydantic import BaseModel, ConfigDict, create_model
 
-from chains.errors import TemplateConversionError
+from promptserve.prompts.errors import TemplateConversionError
 
 __all__ = ["input_model"]
 

@@ -19,7 +19,7 @@ from typing import Any
 from langchain_openai import ChatOpenAI
 from pydantic import SecretStr
 
-from chains.errors import TemplateConversionError
+from promptserve.prompts.errors import TemplateConversionError
 
 __all__ = ["OPENAI_COMPATIBLE_PROVIDERS", "build_chat_model", "chat_model_arguments"]
 

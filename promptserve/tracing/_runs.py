@@ -15,6 +15,8 @@ from uuid import UUID
 
 from langchain_core.messages import BaseMessage
 
+from promptserve.tracing._links import PromptCall
+
 __all__ = ["LLMCall", "RootState", "RunNode", "RunTree", "as_uuid"]
 
 # What RunnableSequence.astream reports as its input before the real input has streamed in.
@@ -38,6 +40,8 @@ class LLMCall:
     name: str | None
     messages: Sequence[BaseMessage] = ()
     prompt: str = ""
+    # The registry prompt this call was given (a RegistryPrompt's link), if any.
+    link: PromptCall | None = None
 
 
 @dataclass(slots=True)

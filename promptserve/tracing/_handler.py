@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -17,18 +17,31 @@ from langchain_core.callbacks import AsyncCallbackHandler, BaseCallbackHandler
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import LLMResult
 
-from app.tracing import _blueprints as bp
-from app.tracing import _llm_start_fix
-from app.tracing._delivery import LogDelivery
-from app.tracing._errors import error_message, error_type
-from app.tracing._runs import LLMCall, RunTree, as_uuid
-from app.tracing._types import LogBody, PromptRef
+from promptserve.tracing import _blueprints as bp
+from promptserve.tracing import _llm_start_fix
+from promptserve.tracing._delivery import LogDelivery
+from promptserve.tracing._errors import error_message, error_type
+from promptserve.tracing._links import link_of
+from promptserve.tracing._runs import LLMCall, RunTree, as_uuid
+from promptserve.tracing._structured import schema_problem
+from promptserve.tracing._types import LogBody, PromptRef
 
-__all__ = ["PromptLayerTracer"]
+__all__ = ["PromptLayerTracer", "prompt_tags"]
 
 logger = logging.getLogger(__name__)
 
 _llm_start_fix.apply()
+
+
+def prompt_tags(prompt: PromptRef, label: str | None = None) -> list[str]:
+    """The tags of a call made with a registry prompt: `prompt:<name>`, `prompt_version:<n>`,
+    and `prompt_label:<label>` when the prompt follows a release label."""
+    tags = [f"prompt:{prompt.name}"]
+    if prompt.version is not None:
+        tags.append(f"prompt_version:{prompt.version}")
+    if label:
+        tags.append(f"prompt_label:{label}")
+    return tags
 
 
 class PromptLayerTracer(AsyncCallbackHandler):
@@ -190,7 +203,7 @@ class PromptLayerTracer(AsyncCallbackHandler):
         root_id: UUID | None = None,
     ) -> None:
         try:
-            call = self._call("chat", serialized, metadata, kwargs)
+            call = self._call("chat", run_id, serialized, metadata, kwargs)
             call.messages = messages[0] if messages else []
             self._tree.start(run_id, parent_run_id, llm=call, root_id=root_id)
         except Exception:
@@ -210,7 +223,7 @@ class PromptLayerTracer(AsyncCallbackHandler):
         root_id: UUID | None = None,
     ) -> None:
         try:
-            call = self._call("completion", serialized, metadata, kwargs)
+            call = self._call("completion", run_id, serialized, metadata, kwargs)
             call.prompt = prompts[0] if prompts else ""
             self._tree.start(run_id, parent_run_id, llm=call, root_id=root_id)
         except Exception:
@@ -229,6 +242,11 @@ class PromptLayerTracer(AsyncCallbackHandler):
                           else bp.completion_output(response))
                 tokens = bp.token_usage(response)
                 body = self._body(run_id, node.parent_id, node.root_id, call, output, tokens)
+                problem = schema_problem(call.invocation_params, response)
+                if problem is not None:
+                    # The model answered, but not in the shape it was asked for.
+                    body.update(status="ERROR", error_type="OutputSchemaError",
+                                error_message=problem)
                 self._submit(run_id, node.root_id, body)
         except Exception:
             logger.exception("PromptLayer tracer: on_llm_end failed")
@@ -256,8 +274,8 @@ class PromptLayerTracer(AsyncCallbackHandler):
 
     @staticmethod
     def _call(
-        kind: str, serialized: dict[str, Any] | None, metadata: dict[str, Any] | None,
-        kwargs: dict[str, Any],
+        kind: str, run_id: UUID, serialized: dict[str, Any] | None,
+        metadata: dict[str, Any] | None, kwargs: dict[str, Any],
     ) -> LLMCall:
         return LLMCall(
             kind="chat" if kind == "chat" else "completion",
@@ -266,6 +284,7 @@ class PromptLayerTracer(AsyncCallbackHandler):
             invocation_params=dict(kwargs.get("invocation_params") or {}),
             metadata=dict(metadata or {}),
             name=kwargs.get("name"),
+            link=link_of(as_uuid(run_id)),
         )
 
     def _body(
@@ -280,9 +299,17 @@ class PromptLayerTracer(AsyncCallbackHandler):
                     "_langchain_root_run_id": str(root_id)}
         if parent_id is not None:
             metadata["_langchain_parent_run_id"] = str(parent_id)
-        prompt = self._prompt
-        variables = self._tree.input_variables(root_id, prompt.input_variable_names) if prompt \
-            else {}
+        tags = list(self._tags)
+        prompt: PromptRef | None
+        if call.link is not None:
+            # A registry prompt's call: linked to that prompt, with that call's variables.
+            prompt = call.link.prompt
+            variables: Mapping[str, Any] = call.link.variables
+            tags += prompt_tags(prompt, call.link.label)
+        else:
+            prompt = self._prompt
+            variables = (self._tree.input_variables(root_id, prompt.input_variable_names)
+                         if prompt else {})
         # Every key the SDK's async log_request sends, in its order (contract §2.1).
         return {
             "provider": provider,
@@ -292,7 +319,7 @@ class PromptLayerTracer(AsyncCallbackHandler):
             "request_start_time": call.started,
             "request_end_time": time.time(),
             "parameters": bp.parameters(call.invocation_params),
-            "tags": list(self._tags),
+            "tags": tags,
             "metadata": metadata,
             "prompt_name": prompt.name if prompt else None,
             "prompt_version_number": prompt.version if prompt else None,

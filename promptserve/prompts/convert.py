@@ -39,8 +39,8 @@ from langchain_core.prompts.image import ImagePromptTemplate
 from langchain_core.prompts.message import BaseMessagePromptTemplate
 from langchain_core.prompts.string import StringPromptTemplate
 
-from chains._variables import escape_literal, text_variables
-from chains.errors import TemplateConversionError
+from promptserve.prompts._variables import escape_literal, text_variables
+from promptserve.prompts.errors import TemplateConversionError
 
 __all__ = ["ROLES", "prompt_from_blueprint", "prompt_from_template"]
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from app.tracing._delivery import DeliveryError, LogDelivery
-from app.tracing._handler import PromptLayerTracer
-from app.tracing._poster import BATCH_PATH, LocalHandler, PostResult
-from app.tracing._types import PromptRef
+from promptserve.tracing._delivery import DeliveryError, LogDelivery
+from promptserve.tracing._handler import PromptLayerTracer
+from promptserve.tracing._poster import BATCH_PATH, LocalHandler, PostResult
+from promptserve.tracing._types import PromptRef
 
 __all__ = [
     "BATCH_PATH",

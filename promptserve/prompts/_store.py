@@ -1,0 +1,234 @@
+"""Registry prompts kept current: fetched at start-up, refreshed in the background when the
+registry moves a label, and kept on disk so a cold start survives a registry outage.
+
+Nothing here runs on the request path: a refresh builds the new version first, then puts
+it in place for the prompts that ask for the same name and label or version (one dict
+assignment); a run already started keeps the versions its `PromptPins` hold.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import re
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from promptserve.prompts._registry_prompt import (
+    PromptPins,
+    RegistryPrompt,
+    Selector,
+    schema_source,
+)
+from promptserve.prompts._version import ModelFactory, PromptVersion, build_version
+from promptserve.prompts.errors import PromptNotLoadedError
+
+if TYPE_CHECKING:
+    from promptlayer import AsyncPromptLayer, PromptLayer
+    from promptlayer.types.prompt_template import GetPromptTemplate
+
+__all__ = [
+    "FetchTemplate",
+    "PromptStartupError",
+    "PromptStore",
+    "TemplateCache",
+    "afetch_template",
+    "fetch_template",
+    "registry_params",
+]
+
+logger = logging.getLogger(__name__)
+
+FetchTemplate = Callable[[RegistryPrompt], Awaitable[Mapping[str, Any]]]
+
+
+class PromptStartupError(RuntimeError):
+    """A prompt could not be loaded at start-up; the message names it and says why."""
+
+
+def registry_params(prompt: RegistryPrompt) -> GetPromptTemplate:
+    """The GET parameters for a prompt's raw template: its label or version, unrendered."""
+    params: GetPromptTemplate = {"skip_input_variable_rendering": True}
+    if prompt.version is not None:
+        params["version"] = prompt.version
+    elif prompt.label is not None:
+        params["label"] = prompt.label
+    return params
+
+
+def fetch_template(client: PromptLayer, prompt: RegistryPrompt) -> dict[str, Any]:
+    """The registry's raw template for `prompt`, through the sync SDK client (cache off)."""
+    _refuse_cache(client)
+    return dict(client.templates.get(prompt.prompt_name, registry_params(prompt)))
+
+
+async def afetch_template(client: AsyncPromptLayer, prompt: RegistryPrompt) -> dict[str, Any]:
+    """The registry's raw template for `prompt`, through the async SDK client (cache off)."""
+    _refuse_cache(client)
+    return dict(await client.templates.get(prompt.prompt_name, registry_params(prompt)))
+
+
+def _refuse_cache(client: PromptLayer | AsyncPromptLayer) -> None:
+    # With cache_ttl_seconds the SDK renders cached templates itself and can blank every
+    # variable (contract §1.1 "Trap"): such a template would build a wrong prompt silently.
+    if getattr(client.templates, "_cache", None) is not None:
+        raise ValueError("fetch templates with a PromptLayer client without cache_ttl_seconds")
+
+
+class TemplateCache:
+    """Last good template of each prompt selector, one JSON file each, replaced atomically."""
+
+    def __init__(self, directory: Path) -> None:
+        """Keep the files in `directory`."""
+        self.directory = directory
+
+    def _path(self, prompt: RegistryPrompt) -> Path:
+        which = f"label-{prompt.label}" if prompt.label else f"version-{prompt.version}"
+        return self.directory / (re.sub(r"[^\w.-]", "_", f"{prompt.prompt_name}@{which}")
+                                 + ".json")
+
+    def load(self, prompt: RegistryPrompt) -> Mapping[str, Any] | None:
+        """The cached template of `prompt`, or None."""
+        try:
+            data: Mapping[str, Any] = json.loads(self._path(prompt).read_text())
+        except (OSError, ValueError):
+            return None
+        return data
+
+    def store(self, prompt: RegistryPrompt, template: Mapping[str, Any]) -> None:
+        """Write `template` as the last good one of `prompt`."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self._path(prompt)
+        temporary = path.with_suffix(f".{os.getpid()}.tmp")
+        temporary.write_text(json.dumps(template))
+        os.replace(temporary, path)
+
+
+class PromptStore:
+    """Owns the versions of a set of registry prompts and keeps them current."""
+
+    def __init__(
+        self,
+        prompts: Iterable[RegistryPrompt],
+        *,
+        fetch: FetchTemplate,
+        build_model: ModelFactory,
+        cache: TemplateCache | None = None,
+    ) -> None:
+        """Prompts fetched with `fetch`, their models built with `build_model`."""
+        self._prompts: dict[Selector, RegistryPrompt] = {}
+        self._versions: dict[Selector, PromptVersion] = {}
+        self._fetch, self._build_model, self._cache = fetch, build_model, cache
+        for prompt in prompts:
+            self._prompts.setdefault(prompt.selector, prompt)
+
+    @property
+    def prompts(self) -> list[RegistryPrompt]:
+        """Every prompt kept, one per selector (the first given)."""
+        return list(self._prompts.values())
+
+    def current_for(self, prompt: RegistryPrompt) -> PromptVersion:
+        """The version of `prompt` (of any prompt with its selector) now."""
+        version = self._versions.get(prompt.selector)
+        if version is None:
+            raise PromptNotLoadedError(prompt.prompt_name)
+        return version
+
+    def current(self, name: str) -> list[PromptVersion]:
+        """The versions served now for the prompts named `name` (one per selector)."""
+        return [v for s, v in self._versions.items() if s[0] == name]
+
+    def pins(self, prompts: Iterable[RegistryPrompt]) -> PromptPins:
+        """A new run's pins: the current version of each of `prompts`."""
+        versions = self._versions
+        return PromptPins(self, {p.selector: versions[p.selector] for p in prompts
+                                 if p.selector in versions})
+
+    @contextlib.contextmanager
+    def typing(self) -> Iterator[None]:
+        """Type the prompts with this store's versions while the block runs (add_routes)."""
+        token = schema_source.set(self)
+        try:
+            yield
+        finally:
+            schema_source.reset(token)
+
+    async def load(self) -> None:
+        """A version of every prompt, from the registry or, if it is down, from the disk."""
+        for selector, prompt in self._prompts.items():
+            template = await self._fetch_or_cached(prompt)
+            try:
+                version = build_version(template, self._build_model)
+            except Exception as error:
+                raise PromptStartupError(
+                    f"prompt {prompt.prompt_name!r} version {template.get('version')} cannot "
+                    f"be served: {error}"
+                ) from error
+            self._install(selector, prompt, version)
+
+    async def _fetch_or_cached(self, prompt: RegistryPrompt) -> Mapping[str, Any]:
+        try:
+            return await self._fetch(prompt)
+        except Exception as error:
+            cached = self._cache.load(prompt) if self._cache is not None else None
+            if cached is None:
+                raise PromptStartupError(
+                    f"the registry did not give prompt {prompt.prompt_name!r} "
+                    f"({_which(prompt)}): {error}; and no copy is cached on disk"
+                ) from error
+            logger.warning(
+                "registry unavailable, serving cached template",
+                extra={"prompt": prompt.prompt_name, "version": cached.get("version")},
+            )
+            return cached
+
+    def _install(self, selector: Selector, prompt: RegistryPrompt,
+                 version: PromptVersion) -> None:
+        self._versions[selector] = version
+        if self._cache is not None:
+            self._cache.store(prompt, version.template)
+
+    async def refresh_once(self) -> list[str]:
+        """Re-fetch every prompt; rebuild those whose version moved. Never raises."""
+        changed: list[str] = []
+        for selector, prompt in self._prompts.items():
+            try:
+                template = await self._fetch(prompt)
+            except Exception as error:
+                logger.warning(
+                    "template refresh failed",
+                    extra={"prompt": prompt.prompt_name, "error": str(error)},
+                )
+                continue
+            current = self._versions.get(selector)
+            if current is not None and current.key == (template.get("id"),
+                                                       template.get("version")):
+                continue
+            try:
+                version = build_version(template, self._build_model)
+            except Exception as error:
+                logger.error(
+                    "new template version cannot be served; keeping the last good one",
+                    extra={"prompt": prompt.prompt_name, "version": template.get("version"),
+                           "error": str(error)},
+                )
+                continue
+            self._install(selector, prompt, version)
+            changed.append(prompt.prompt_name)
+            logger.info("prompt rebuilt",
+                        extra={"prompt": prompt.prompt_name, "version": version.number})
+        return changed
+
+    async def refresh_forever(self, interval: float) -> None:
+        """Refresh every `interval` seconds until cancelled."""
+        while True:
+            await asyncio.sleep(interval)
+            await self.refresh_once()
+
+
+def _which(prompt: RegistryPrompt) -> str:
+    return f"label {prompt.label!r}" if prompt.label else f"version {prompt.version}"
