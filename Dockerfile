@@ -20,6 +20,7 @@ WORKDIR /src
 COPY pyproject.toml requirements.lock README.md ./
 COPY app ./app
 COPY chains ./chains
+COPY promptserve ./promptserve
 COPY scripts ./scripts
 RUN --mount=type=cache,target=/root/.cache/pip \
     LOCAL_MODEL=${LOCAL_MODEL} sh scripts/image-build.sh /opt/promptserve

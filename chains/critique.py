@@ -15,6 +15,12 @@ slogan = RegistryPrompt("slogan", label="prod")
 critique = RegistryPrompt("critique", label="prod")
 
 
+class Product(BaseModel):
+    """What the slogan is for."""
+
+    product: str
+
+
 class Critique(BaseModel):
     """The slogan and what the critic thinks of it."""
 
@@ -26,5 +32,8 @@ CHAIN = Chain(
     "/critique",
     RunnablePassthrough.assign(slogan=slogan | StrOutputParser())
     | {"slogan": itemgetter("slogan"), "critique": critique | StrOutputParser()},
+    # Declared: LangChain derives a sequence's input from its second step after an assign,
+    # which here asks for nothing (the assign makes `slogan`).
+    input_type=Product,
     output_type=Critique,
 )

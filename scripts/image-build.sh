@@ -32,5 +32,5 @@ $PIP install --quiet --constraint "$SOURCE/requirements.lock" "$TARGET"
 mkdir -p "$PREFIX/bin"
 cp "$SOURCE/scripts/image-start.sh" "$PREFIX/bin/image-start.sh"
 chmod 0755 "$PREFIX/bin/image-start.sh"
-"$PREFIX/venv/bin/python" -c "import app.service, chains.catalog" # fail the build, not the start
+"$PREFIX/venv/bin/python" -c "import app.service, promptserve.server; app.service.discover_chains()" # fail the build, not the start
 echo "image-build: installed promptserve in $PREFIX (local model: $LOCAL_MODEL)"

@@ -3,5 +3,6 @@
 from __future__ import annotations
 
 from app.service._app import create_app
+from app.service._catalog import discover_chains
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "discover_chains"]

@@ -155,9 +155,8 @@ class _JsonRewriter:
                 *(self.owner.summary(self.trace, run["run_id"]) for run in runs)
             )
         for run, summary in zip(runs, summaries, strict=True):
-            # LangServe's own empty `feedback_tokens` list would stand beside ours.
-            if not run.get("feedback_tokens"):
-                run.pop("feedback_tokens", None)
+            # LangServe's `feedback_tokens` (LangSmith's, always empty here) stays: its
+            # OpenAPI schema requires it.
             run.update({k: v for k, v in summary.items() if k != "run_id"})
         request_id = summaries[0]["promptlayer_request_id"] if invoke else None
         return json_codec.dumps(payload), request_id

@@ -79,6 +79,8 @@ def add_routes(
     modifier = tracing_config_modifier(
         route=path or "/", chain_name=chain_name, delivery=delivery, then=per_req_config_modifier
     )
+    if input_type == "auto":
+        _check_derived_input(served, path)
     if output_type == "auto":
         output_type = served_output_type(runnable)
     langserve_add_routes(
@@ -105,6 +107,19 @@ def _chain_endpoint(route: Any) -> str | None:
         return None
     endpoint = route.path.rsplit("/", 1)[-1]
     return endpoint if endpoint in CHAIN_ENDPOINTS else None
+
+
+def _check_derived_input(served: TracedRunnable, path: str) -> None:
+    """Refuse an input schema LangChain derived as an object with no fields: LangServe would
+    validate every request with it and drop every variable the chain needs."""
+    schema = served.get_input_schema().model_json_schema()
+    if schema.get("type") == "object" and not schema.get("properties") \
+            and not schema.get("additionalProperties"):
+        raise ValueError(
+            f"chain {path}: LangChain derives an input schema without fields for this "
+            "runnable (the first step after an assign asks for nothing), so every variable "
+            "would be dropped; declare input_type (a pydantic model of the chain's input)"
+        )
 
 
 def served_output_type(runnable: Runnable[Any, Any]) -> Any:

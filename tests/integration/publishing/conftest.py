@@ -33,7 +33,8 @@ def client(registry_url: str) -> PromptLayer:
 
 @pytest.fixture
 def templates(tmp_path: Path) -> Path:
-    """A writable copy of chains/templates."""
+    """A folder holding a writable copy of chains/templates/example.yaml."""
     directory = tmp_path / "templates"
-    shutil.copytree(TEMPLATES_DIR, directory)
+    directory.mkdir()
+    shutil.copy(TEMPLATES_DIR / "example.yaml", directory / "example.yaml")
     return directory
