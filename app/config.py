@@ -50,7 +50,13 @@ class Settings(BaseSettings):
     )
     templates_dir: Path = Field(
         default=Path(__file__).resolve().parent.parent / "chains" / "templates",
-        description="Template files that seed an empty embedded registry.",
+        description="Template files: they seed an empty embedded registry, and those with a "
+        "`serve:` section are chains.",
+    )
+    chains_package: str = Field(
+        default="chains",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$",
+        description="The importable package whose modules declare the served chains.",
     )
     refresh_interval_seconds: float = Field(
         default=30.0, gt=0, description="How often chains re-fetch their templates."

@@ -76,7 +76,7 @@ def create_app(
     """
     settings = settings if settings is not None else Settings()
     catalog = check_unique(chains) if chains is not None else discover_chains(
-        templates_dir=settings.templates_dir
+        settings.chains_package, templates_dir=settings.templates_dir
     )
     backend_app = None
     backend_key = None

@@ -110,7 +110,7 @@ class PromptLayerTracer(AsyncCallbackHandler):
         takes the LLM calls only, so LangChain skips dispatching every chain start and end
         (eight per run of `prompt | model | parser`), which the tracer would only track to
         find each call's root and that root's input. The prompt's input variables then come
-        from the root's input alone. The service's LiveChain opens its runs this way.
+        from the root's input alone. The service's TracedRunnable opens its runs this way.
         """
         root_id = as_uuid(run_id)
         self._tree.start(root_id, None, inputs=inputs)

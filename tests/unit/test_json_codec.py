@@ -1,4 +1,4 @@
-"""The hot paths' JSON keeps what orjson refuses (app/json_codec.py)."""
+"""The hot paths' JSON keeps what orjson refuses (promptserve/json_codec.py)."""
 
 from __future__ import annotations
 

@@ -3,6 +3,7 @@ the registry down serves the last good template from disk."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -83,3 +84,60 @@ def test_cold_start_with_the_registry_down_serves_from_disk(
         assert response.json()["output"].endswith("makes boats.")
         assert httpx.get(f"{url}/readyz").status_code == 503
         assert httpx.get(f"{url}/healthz").status_code == 200
+
+
+def _publish_critique(registry_url: str, text: str) -> None:
+    """A new version of /critique's second prompt, labelled prod; the first stays as it is."""
+    template = yaml.safe_load((TEMPLATES_DIR / "critique.yaml").read_text())
+    blueprint = template["blueprint"]
+    blueprint["messages"][-1]["content"][0]["text"] = text
+    PromptLayer(api_key=BACKEND_KEY, base_url=registry_url).templates.publish(
+        {"prompt_name": "critique", "prompt_template": blueprint,
+         "metadata": template["metadata"], "release_labels": ["prod"]}
+    )
+
+
+def _critique(url: str) -> dict:
+    response = httpx.post(f"{url}/critique/invoke", json={"input": {"product": "kites"}},
+                          timeout=30)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_one_prompt_of_a_chain_rolls_out_alone(
+    tmp_path: Path, fake_llm: tuple[FakeOpenAI, str]
+) -> None:
+    settings = service_settings(tmp_path, fake_llm[1], refresh_interval_seconds=0.2)
+    with serve_in_thread(create_app(settings)) as url:
+        assert _critique(url)["metadata"]["promptlayer_prompt_versions"] == {
+            "slogan": 1, "critique": 1}
+        _publish_critique(f"{url}/promptlayer", "Judge this slogan: {slogan}")
+        deadline = time.monotonic() + 15
+        while (body := _critique(url))["output"]["critique"].startswith("echo: Critique"):
+            assert time.monotonic() < deadline, "critique v2 was not served after the refresh"
+            time.sleep(0.1)
+        slogan = "echo: Write a slogan for kites."
+        critique = f"echo: Judge this slogan: {slogan}"
+        assert body["output"] == {"slogan": slogan, "critique": critique}
+        assert body["metadata"]["promptlayer_prompt_versions"] == {"slogan": 1, "critique": 2}
+
+
+def test_a_run_in_flight_keeps_the_versions_it_started_with(tmp_path: Path) -> None:
+    # A slow model: the slogan streams for ~1.5 s, long enough for a refresh to land.
+    fake = FakeOpenAI(stream_delay=0.2)
+    with serve_in_thread(fake.app) as llm_url:
+        settings = service_settings(tmp_path, llm_url, refresh_interval_seconds=0.1)
+        with serve_in_thread(create_app(settings)) as url, httpx.stream(
+            "POST", f"{url}/critique/stream", json={"input": {"product": "kites"}}, timeout=30
+        ) as stream:
+            lines = stream.iter_lines()
+            assert next(lines) == "event: metadata"  # the run has started
+            _publish_critique(f"{url}/promptlayer", "Judge this slogan: {slogan}")
+            time.sleep(0.6)  # several refreshes while the slogan still streams
+            rest = list(lines)
+            tail = [line for line in rest if line.startswith("data: ")][-1]
+            summary = json.loads(tail.removeprefix("data: "))
+            assert summary["promptlayer_prompt_versions"] == {"slogan": 1, "critique": 1}
+            body = _critique(url)
+            assert body["metadata"]["promptlayer_prompt_versions"] == {
+                "slogan": 1, "critique": 2}

@@ -58,7 +58,7 @@ async def test_what_http_would_refuse_is_refused_and_not_retried(tmp_path: Path)
 
 
 async def test_odd_values_are_encoded_as_over_http(tmp_path: Path) -> None:
-    # The poster sends NaN as null (app/json_codec.py); the in-process path must store the
+    # The poster sends NaN as null (promptserve/json_codec.py); the in-process path must store the
     # same body rather than refuse what HTTP delivery would have landed.
     backend = create_backend_app(Settings(_env_file=None, data_dir=tmp_path), api_key="k")
     async with backend.router.lifespan_context(backend):

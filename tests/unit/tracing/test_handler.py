@@ -243,7 +243,7 @@ async def test_a_string_root_run_id_as_langserve_passes_it() -> None:
 async def test_stream_apis_still_see_a_completion_llm_start_beside_the_inline_tracer(
     api: str,
 ) -> None:
-    # LangChain's own stream handlers are not inline; see app/tracing/_llm_start_fix.py.
+    # LangChain's own stream handlers are not inline; see promptserve/tracing/_llm_start_fix.py.
     delivery = FakeDelivery()
     tracer = _tracer(delivery)
     config: Any = {"callbacks": [tracer]}
