@@ -111,3 +111,33 @@ def test_readyz_checks_the_local_model(served: tuple[str, FastAPI]) -> None:
     url, _ = served
     ready = httpx.get(f"{url}/readyz")
     assert ready.status_code == 200 and ready.json()["checks"]["model"] is True
+
+
+def test_extract_answers_an_object_that_fits_the_schema(
+    served: tuple[str, FastAPI], local_settings: Settings
+) -> None:
+    # llama.cpp constrains every token to the template's JSON schema (app/_llama_server.py).
+    url, _ = served
+    text = "Ada Lovelace loves her new laptop, it is wonderful."
+    answer = httpx.post(f"{url}/extract/invoke", json={"input": {"text": text}}, timeout=120)
+    assert answer.status_code == 200, answer.text
+    output = answer.json()["output"]
+    assert set(output) == {"name", "sentiment"}
+    assert isinstance(output["name"], str)
+    assert output["sentiment"] in ("positive", "negative", "neutral")
+    (request_id,) = answer.json()["metadata"]["promptlayer_request_ids"]
+    assert _stored(local_settings, request_id)["status"] == "SUCCESS"
+
+
+def test_critique_makes_two_calls_logged_under_their_own_prompts(
+    served: tuple[str, FastAPI], local_settings: Settings
+) -> None:
+    url, _ = served
+    answer = httpx.post(f"{url}/critique/invoke", json={"input": {"product": "kites"}},
+                        timeout=120)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["output"]["slogan"].strip() and body["output"]["critique"].strip()
+    first, second = body["metadata"]["promptlayer_request_ids"]
+    assert "prompt:slogan" in _stored(local_settings, first)["tags"]
+    assert "prompt:critique" in _stored(local_settings, second)["tags"]
