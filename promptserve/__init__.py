@@ -1,6 +1,7 @@
-"""promptserve for your own code: registry prompts as runnables, chains to serve, a client.
+"""promptserve for your own code: PromptLayer's LangChain integration, registry prompts as
+runnables, chains to serve, and the client of a served chain.
 
-    from promptserve import Chain, RegistryPrompt, PromptServeClient
+    from promptserve import PromptLayerCallbackHandler, PromptLayerChatOpenAI, RegistryPrompt
 
 The server side (`promptserve.server.add_routes`) needs the server's dependencies; nothing
 imported here does.
@@ -10,11 +11,19 @@ from __future__ import annotations
 
 from promptserve.chain import Chain
 from promptserve.client import PromptServeClient, TracedAnswer, TracedStream
+from promptserve.integration import (
+    PromptLayerCallbackHandler,
+    PromptLayerChatOpenAI,
+    PromptLayerOpenAI,
+)
 from promptserve.prompts import ModelOutputError, RegistryPrompt
 
 __all__ = [
     "Chain",
     "ModelOutputError",
+    "PromptLayerCallbackHandler",
+    "PromptLayerChatOpenAI",
+    "PromptLayerOpenAI",
     "PromptServeClient",
     "RegistryPrompt",
     "TracedAnswer",

@@ -16,7 +16,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from app.jsonl import append_durably, read_objects
+from promptserve.jsonl import append_durably, read_objects
 
 __all__ = ["PendingFeedback", "PendingScore"]
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from app.feedback._pending import PendingFeedback
 from app.feedback._routes import FeedbackService
+from app.observability import metrics
 from app.service._guards import ApiKeyMiddleware
 from promptserve.tracing import LocalHandler, LogDelivery
 
@@ -55,6 +56,7 @@ async def start_delivery(
         queue_size=settings.delivery_queue_size,
         batch_max=settings.delivery_batch_max,
         batch_posts=settings.delivery_batch_posts,
+        metrics=metrics,
     )
     # Closing flushes what is in flight (bounded) and spools the rest: SIGTERM loses nothing.
     stack.push_async_callback(delivery.aclose, _FLUSH_SECONDS)

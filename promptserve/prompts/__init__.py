@@ -16,6 +16,7 @@ from promptserve.prompts._store import (
     TemplateCache,
     afetch_template,
     fetch_template,
+    load_prompt,
     registry_params,
 )
 from promptserve.prompts._version import ModelFactory, PromptVersion, build_version
@@ -48,6 +49,7 @@ __all__ = [
     "chat_model_arguments",
     "fetch_template",
     "input_model",
+    "load_prompt",
     "prompt_from_blueprint",
     "prompt_from_template",
     "registry_params",

@@ -23,11 +23,12 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any, Protocol, cast
 
 from langchain_core.messages import BaseMessage
+from langchain_core.prompts import BasePromptTemplate
 from langchain_core.runnables import Runnable, RunnableConfig, ensure_config
 from pydantic import BaseModel
 
 from promptserve.prompts._version import PromptVersion
-from promptserve.prompts.errors import ModelOutputError, PromptNotLoadedError
+from promptserve.prompts.errors import ModelOutputError
 from promptserve.tracing._links import PromptCall, linked
 from promptserve.tracing._structured import answer_problem, json_schema_of
 
@@ -138,8 +139,21 @@ class RegistryPrompt(Runnable[dict[str, Any], BaseMessage]):
         if isinstance(pins, PromptPins):
             return pins.version_of(self)
         if self._current is None:
-            raise PromptNotLoadedError(self.prompt_name)
+            return self.load()
         return self._current
+
+    def load(self) -> PromptVersion:
+        """Fetch and install this prompt's version now, from the registry the environment
+        names (`promptserve.prompts.load_prompt`); a prompt used outside a served run does
+        this at its first call."""
+        from promptserve.prompts._store import load_prompt
+
+        return load_prompt(self)
+
+    def prompt_template(self) -> BasePromptTemplate[Any]:
+        """The LangChain prompt of this prompt's version (loaded if it is not yet): what the
+        SDK's `prompts.get(name, version=1, langchain=True)` gave before SDK 1.0."""
+        return self.version_for(None).prompt
 
     # -- types -----------------------------------------------------------------------------
 

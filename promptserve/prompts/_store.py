@@ -38,6 +38,7 @@ __all__ = [
     "TemplateCache",
     "afetch_template",
     "fetch_template",
+    "load_prompt",
     "registry_params",
 ]
 
@@ -77,6 +78,39 @@ def _refuse_cache(client: PromptLayer | AsyncPromptLayer) -> None:
     # variable (contract §1.1 "Trap"): such a template would build a wrong prompt silently.
     if getattr(client.templates, "_cache", None) is not None:
         raise ValueError("fetch templates with a PromptLayer client without cache_ttl_seconds")
+
+
+def load_prompt(
+    prompt: RegistryPrompt,
+    *,
+    client: PromptLayer | None = None,
+    build_model: ModelFactory | None = None,
+) -> PromptVersion:
+    """Fetch `prompt`'s version now through the sync SDK, build it and `install` it: what a
+    script gets at a prompt's first use. Defaults come from `ClientSettings()`: PromptLayer
+    from PROMPTLAYER_API_KEY / PROMPTLAYER_BASE_URL, the model from OPENAI_API_KEY /
+    OPENAI_BASE_URL."""
+    from promptlayer import PromptLayer
+
+    from promptserve.prompts.model import build_chat_model
+    from promptserve.settings import ClientSettings
+
+    settings = ClientSettings()
+    if client is None:
+        if settings.promptlayer_api_key is None:
+            raise PromptNotLoadedError(prompt.prompt_name)
+        client = PromptLayer(api_key=settings.promptlayer_api_key.get_secret_value(),
+                             base_url=settings.promptlayer_base_url)
+    if build_model is None:
+        key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
+
+        def build_model(name: str, model: Mapping[str, Any]) -> Any:
+            return build_chat_model(model, api_key=key, base_url=settings.openai_base_url,
+                                    template_name=name)
+
+    version = build_version(fetch_template(client, prompt), build_model)
+    prompt.install(version)
+    return version
 
 
 class TemplateCache:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.runnables import Runnable, RunnableConfig
@@ -100,13 +100,13 @@ class TracedRunnable(Runnable[Any, Any]):
         """The bound chain's input schema, its registry prompts typed by `store`'s versions
         (LangServe validates every request with it, so a new version's variables count)."""
         if self.store is None:
-            return self.bound.get_input_schema(config)
+            return cast("type[BaseModel]", self.bound.get_input_schema(config))
         with self.store.typing():
-            return self.bound.get_input_schema(config)
+            return cast("type[BaseModel]", self.bound.get_input_schema(config))
 
     def get_output_schema(self, config: RunnableConfig | None = None) -> type[BaseModel]:
         """The bound chain's."""
-        return self.bound.get_output_schema(config)
+        return cast("type[BaseModel]", self.bound.get_output_schema(config))
 
     @property
     def config_specs(self) -> list[ConfigurableFieldSpec]:

@@ -24,14 +24,13 @@ from collections import OrderedDict
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
-from app.observability import metrics
 from promptserve.tracing._drain import SpoolDrain
 from promptserve.tracing._poster import RETRY_STATUSES, LocalHandler, Poster, log_outcome
 from promptserve.tracing._types import LogBody
 
-__all__ = ["DeliveryError", "LogDelivery"]
+__all__ = ["DeliveryError", "DeliveryMetrics", "LogDelivery"]
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +43,30 @@ _LATE_RUNS_KEPT = 100_000
 _RECENT_RUNS_KEPT = 10_000
 
 Listener = Callable[[str, int], None]
+
+
+class DeliveryMetrics(Protocol):
+    """Where delivery counts its logs (the service's Prometheus metrics; none by default)."""
+
+    def log_pending(self, delta: int) -> None:
+        """Logs waiting for delivery went up or down by `delta`."""
+
+    def log_delivered(self) -> None:
+        """One log reached PromptLayer."""
+
+    def log_failed(self) -> None:
+        """One log was given up on."""
+
+
+class _NoMetrics:
+    def log_pending(self, delta: int) -> None:
+        return None
+
+    def log_delivered(self) -> None:
+        return None
+
+    def log_failed(self) -> None:
+        return None
 
 
 class DeliveryError(Exception):
@@ -81,8 +104,10 @@ class LogDelivery:
         batch_max: int = 100,
         batch_posts: int = 4,
         local: Mapping[str, LocalHandler] | None = None,
+        metrics: DeliveryMetrics | None = None,
     ) -> None:
         self._api_key = api_key
+        self._metrics: DeliveryMetrics = metrics if metrics is not None else _NoMetrics()
         self._budget = total_budget
         self._poster = Poster(
             base_url=base_url,
@@ -140,7 +165,7 @@ class LogDelivery:
         loop = self._owner_loop()
         future: asyncio.Future[int | None] = asyncio.Future(loop=loop)
         item = _LogItem(body=body, idempotency_key=idempotency_key, future=future)
-        metrics.log_pending(+1)
+        self._metrics.log_pending(+1)
         self._call_in_loop(loop, self._enqueue, item)
         return future
 
@@ -149,8 +174,9 @@ class LogDelivery:
         `pending=False` for a spooled log (no longer counted as pending)."""
         self._counters[outcome] += 1
         if pending:
-            metrics.log_pending(-1)
-        (metrics.log_delivered if outcome == "delivered_total" else metrics.log_failed)()
+            self._metrics.log_pending(-1)
+        (self._metrics.log_delivered if outcome == "delivered_total"
+         else self._metrics.log_failed)()
 
     def spawn(self, coro: Coroutine[Any, Any, T]) -> asyncio.Future[T]:
         """Run `coro` as a tracked background task on the delivery loop (thread-safe)."""
@@ -214,7 +240,7 @@ class LogDelivery:
         # service delivering an earlier process's log must not take it off logs_pending.
         # Once only, and not if it landed already (a shutdown spools what may have).
         if not item.spooled and not item.future.done():
-            metrics.log_pending(-1)
+            self._metrics.log_pending(-1)
         item.spooled = True
         self._drain.add(item.idempotency_key, item.body)
         loop = asyncio.get_running_loop()

@@ -102,7 +102,13 @@ class SpoolDrain:
             self._writer = None
 
     async def _io(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
+        except RuntimeError:
+            # The executor takes no new work: the interpreter is exiting (concurrent.futures
+            # shuts executors down before atexit runs), so a script's last logs are spooled
+            # in this thread; the loop has nothing else left to do.
+            return fn(*args)
 
     # -- draining --------------------------------------------------------------------------
 

@@ -338,27 +338,40 @@ class PromptLayerTracer(AsyncCallbackHandler):
     def _submit(self, run_id: UUID, root_id: UUID, body: LogBody) -> None:
         future = self._delivery.submit(body, idempotency_key=str(run_id))
         self._requests.setdefault(root_id, []).append(future)
+        self._submitted(run_id, future)
         if self._pl_id_callback is not None:
             _in_loop_of(future, lambda: future.add_done_callback(self._notify_id))
+
+    def _submitted(self, run_id: UUID, future: asyncio.Future[int | None]) -> None:
+        """The log of LLM run `run_id` is on its way (a hook for long-lived handlers)."""
 
     def _notify_id(self, future: asyncio.Future[int | None]) -> None:
         request_id = _result(future)
         if request_id is None or self._pl_id_callback is None:
             return
+        self._call_back(self._pl_id_callback, request_id)
+
+    def _call_back(self, callback: Callable[[int], Any], request_id: int) -> None:
+        """Call `pl_id_callback` (on the delivery loop: a served request's is quick)."""
         try:
-            self._pl_id_callback(request_id)
+            callback(request_id)
         except Exception:
             logger.exception("PromptLayer tracer: pl_id_callback failed")
 
     def _end(self, run_id: UUID) -> None:
         try:
             node, root = self._tree.finish(run_id)
-            if node is not None and root is not None and root.llm_calls >= 2:
-                futures = list(self._requests.get(node.root_id, ()))
-                self._group_tasks.append(
-                    self._delivery.spawn(self._group(node.root_id, futures)))
+            if node is not None and root is not None:
+                if root.llm_calls >= 2:
+                    futures = list(self._requests.get(node.root_id, ()))
+                    self._group_tasks.append(
+                        self._delivery.spawn(self._group(node.root_id, futures)))
+                self._root_ended(node.root_id)
         except Exception:
             logger.exception("PromptLayer tracer: ending run %s failed", run_id)
+
+    def _root_ended(self, root_id: UUID) -> None:
+        """A root and its tree are done (a hook: a per-request tracer keeps its ids)."""
 
     async def _group(self, root_id: UUID, futures: list[asyncio.Future[int | None]]) -> None:
         """Put every delivered request of one root into one new PromptLayer group."""

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from app.jsonl import append_durably, read_objects
+from promptserve.jsonl import append_durably, read_objects
 
 __all__ = ["Spool", "SpoolCounts", "SpoolRecord"]
 

@@ -1,0 +1,84 @@
+"""`PromptLayerCallbackHandler`: LangChain's community handler, working, for any program.
+
+    chat = ChatOpenAI(callbacks=[PromptLayerCallbackHandler(pl_tags=["chatopenai"])])
+
+It is the served tracer (`promptserve.tracing.PromptLayerTracer`: the same blueprints,
+tokens, errors, prompt links and groups) over the process's background delivery
+(`_background`), so a call never waits on the network, sync or async. One handler may serve
+any number of calls: what it keeps of a run goes when the run ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from collections.abc import Callable, Sequence
+from typing import Any
+from uuid import UUID
+
+from promptserve.integration._background import BackgroundDelivery, default_delivery
+from promptserve.tracing import PromptLayerTracer
+
+__all__ = ["PromptLayerCallbackHandler"]
+
+
+class PromptLayerCallbackHandler(PromptLayerTracer):
+    """Logs every LLM call it sees to PromptLayer, tagged `pl_tags`; `pl_id_callback` gets
+    each request id once its log has landed (on a thread of its own, so it may block)."""
+
+    def __init__(
+        self,
+        pl_tags: Sequence[str] | None = None,
+        pl_id_callback: Callable[[int], Any] | None = None,
+        *,
+        delivery: BackgroundDelivery | None = None,
+    ) -> None:
+        """Deliver through `delivery` (default: the process's, from the environment)."""
+        self.background = delivery if delivery is not None else default_delivery()
+        super().__init__(self.background.delivery, tags=(), pl_tags=pl_tags,
+                         pl_id_callback=pl_id_callback)
+        # LLM run id → its log's future, kept only for `request_id_of` (return_pl_id).
+        self._by_run: dict[UUID, asyncio.Future[int | None]] = {}
+        self.keep_request_ids = False
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every log so far has landed (or is spooled) and every callback ran."""
+        return self.background.flush(timeout)
+
+    def request_id_of(self, llm_run_id: UUID, timeout: float = 30.0) -> int | None:
+        """The request id of LLM run `llm_run_id`, waiting up to `timeout` s (sync code)."""
+        future = self._by_run.pop(llm_run_id, None)
+        if future is None:
+            return None
+        try:
+            found: int | None = self.background.run(_wait(future, timeout), timeout=timeout + 1)
+            return found
+        except concurrent.futures.TimeoutError:
+            return None
+
+    async def arequest_id_of(self, llm_run_id: UUID, timeout: float = 30.0) -> int | None:
+        """`request_id_of` for async code."""
+        future = self._by_run.pop(llm_run_id, None)
+        if future is None:
+            return None
+        waiting = asyncio.run_coroutine_threadsafe(_wait(future, timeout), self.background.loop)
+        return await asyncio.wrap_future(waiting)
+
+    def _submitted(self, run_id: UUID, future: asyncio.Future[int | None]) -> None:
+        if self.keep_request_ids:
+            self._by_run[run_id] = future
+
+    def _call_back(self, callback: Callable[[int], Any], request_id: int) -> None:
+        self.background.call_back(callback, request_id)
+
+    def _root_ended(self, root_id: UUID) -> None:
+        # Long-lived: the root's futures and finished group tasks go with it.
+        self._requests.pop(root_id, None)
+        self._group_tasks = [t for t in self._group_tasks if not t.done()]
+
+
+async def _wait(future: asyncio.Future[int | None], timeout: float) -> int | None:
+    done, _ = await asyncio.wait([future], timeout=timeout)
+    if not done or future.cancelled() or future.exception() is not None:
+        return None
+    return future.result()
