@@ -72,7 +72,7 @@ def _misbehaved(config: RunnableConfig, problem: str) -> ModelOutputError:
 
 CHAIN = Chain(
     "/tools",
-    RunnableGenerator(answer, name="tools"),
+    RunnableGenerator(answer, name="tools"),  # type: ignore[arg-type]  # takes config too
     input_type=Question,
     output_type=str,
     prompts=[assistant],

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from promptserve.prompts.errors import TemplateConversionError
 from promptserve.prompts.model import build_chat_model, chat_model_arguments
@@ -37,7 +38,7 @@ def test_parameters_are_carried_over() -> None:
     assert model.model_kwargs == {"response_format": {"type": "json_object"}, "user": "someone"}
     assert model.stream_usage is True
     assert model.openai_api_base == "http://127.0.0.1:9/v1"
-    assert model.openai_api_key is not None
+    assert isinstance(model.openai_api_key, SecretStr)
     assert model.openai_api_key.get_secret_value() == "sk-test"
     payload = model._get_request_payload([("human", "hi")])
     assert payload["response_format"] == {"type": "json_object"}

@@ -57,6 +57,7 @@ def test_a_prompt_refuses_odd_declarations(arguments: dict[str, Any], message: s
 
 
 def test_a_prompt_without_a_version_says_so() -> None:
+    # Without a version it would load itself, but the tests have no PROMPTLAYER_API_KEY.
     prompt = RegistryPrompt("example")
     with pytest.raises(PromptNotLoadedError, match="'example'"):
         prompt.invoke({"product": "toasters"})
@@ -72,12 +73,14 @@ def test_an_installed_example_is_typed_by_its_variables() -> None:
     assert schema["properties"] == {"product": {"title": "Product", "type": "string"}}
     assert schema["required"] == ["product"]
     assert schema["title"] == "example_input"
+    model = prompt.get_input_schema()
+    assert chain.get_input_schema() is model
     with pytest.raises(ValidationError):
-        chain.input_schema.model_validate({})
+        model.model_validate({})
     with pytest.raises(ValidationError):
-        chain.input_schema.model_validate({"product": 3})
+        model.model_validate({"product": 3})
     with pytest.raises(ValidationError):
-        chain.input_schema.model_validate({"product": "x", "unknown": "y"})
+        model.model_validate({"product": "x", "unknown": "y"})
     assert chain.get_output_jsonschema()["type"] == "string"
     assert chain.invoke({"product": "toasters"}) == "A slogan."
 

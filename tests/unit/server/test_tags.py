@@ -1,35 +1,20 @@
+"""Route tags: which route, endpoint and chain served a logged call (format in the README)."""
+
 from __future__ import annotations
 
-from promptserve.server._tags import endpoint_of, route_tags
-
-
-def test_endpoint_is_the_last_path_segment() -> None:
-    assert endpoint_of("/example/invoke") == "invoke"
-    assert endpoint_of("/nested/chain/stream_log/") == "stream_log"
+from promptserve.server import CHAIN_ENDPOINTS, route_tags
 
 
 def test_route_tags_have_the_documented_format() -> None:
-    assert route_tags(
-        route="/example",
-        endpoint="stream",
-        chain="example",
-        prompt_name="example",
-        prompt_version=3,
-        prompt_label="prod",
-    ) == [
+    assert route_tags(route="/example", endpoint="stream", chain="example") == [
         "route:/example",
         "endpoint:stream",
         "chain:example",
-        "prompt:example",
-        "prompt_version:3",
-        "prompt_label:prod",
     ]
-    tags = route_tags(
-        route="/x",
-        endpoint="invoke",
-        chain="x",
-        prompt_name="p",
-        prompt_version=1,
-        prompt_label=None,
-    )
-    assert not any(tag.startswith("prompt_label:") for tag in tags)
+    assert route_tags(route="/n/m", endpoint="invoke", chain="n_m") == [
+        "route:/n/m", "endpoint:invoke", "chain:n_m"
+    ]
+
+
+def test_the_endpoints_that_run_the_chain() -> None:
+    assert CHAIN_ENDPOINTS == ("invoke", "batch", "stream", "stream_log", "stream_events")
