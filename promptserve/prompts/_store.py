@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -122,8 +123,10 @@ class TemplateCache:
 
     def _path(self, prompt: RegistryPrompt) -> Path:
         which = f"label-{prompt.label}" if prompt.label else f"version-{prompt.version}"
-        return self.directory / (re.sub(r"[^\w.-]", "_", f"{prompt.prompt_name}@{which}")
-                                 + ".json")
+        readable = re.sub(r"[^\w.-]", "_", f"{prompt.prompt_name}@{which}")[:80]
+        # Names that read alike ("a/b", "a b") still get files of their own.
+        exact = hashlib.sha256(repr(prompt.selector).encode()).hexdigest()[:16]
+        return self.directory / f"{readable}.{exact}.json"
 
     def load(self, prompt: RegistryPrompt) -> Mapping[str, Any] | None:
         """The cached template of `prompt`, or None."""

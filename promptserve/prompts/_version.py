@@ -58,7 +58,9 @@ class PromptVersion:
             name=self.name,
             version=self.number,
             template_id=self.template.get("id"),
-            input_variable_names=tuple(blueprint.get("input_variables") or ()),
+            # The registry lists them; a template without the list has them in its prompt.
+            input_variable_names=tuple(blueprint.get("input_variables")
+                                       or self.prompt.input_variables),
         )
 
     @property

@@ -24,8 +24,9 @@ class PromptNotLoadedError(LookupError):
     def __init__(self, prompt_name: str) -> None:
         self.prompt_name = prompt_name
         super().__init__(
-            f"registry prompt {prompt_name!r} has no version loaded: serve its chain with "
-            "promptserve, or load it with PromptStore.load() first"
+            f"registry prompt {prompt_name!r} has no version: serve its chain with "
+            "promptserve (its store loads it), or set PROMPTLAYER_API_KEY (and "
+            "PROMPTLAYER_BASE_URL) so that it fetches one at its first call"
         )
 
 

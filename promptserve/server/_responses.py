@@ -18,6 +18,8 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from pydantic import ValidationError
+
 from promptserve import json_codec
 from promptserve.prompts import ModelOutputError
 from promptserve.server._tokens import FeedbackTokens, request_subject, run_subject
@@ -104,6 +106,15 @@ class TracedEndpoint:
             if rewriter.started:
                 raise
             for message in _json_response(502, output_error_body(error)):
+                await send(message)
+        except ValidationError as error:
+            # LangServe validates each batch input without catching what pydantic raises
+            # (invoke's input it answers 422 itself).
+            if rewriter.started:
+                raise
+            detail = error.errors(include_url=False, include_context=False)
+            for message in _json_response(422, {"detail": json_codec.loads(
+                    json_codec.dumps(detail))}):
                 await send(message)
 
     async def summary(self, trace: RequestTrace, run_id: str) -> dict[str, Any]:

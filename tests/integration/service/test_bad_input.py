@@ -72,3 +72,13 @@ def test_clients_cannot_set_callbacks_tags_run_names_or_metadata(
         assert "k" not in stored["metadata"]
     else:
         assert 400 <= response.status_code < 500
+
+
+@pytest.mark.parametrize(
+    "inputs", [[{}], [{"product": 3}], [{"product": "x", "unknown": "y"}], [{"product": "x"}, {}]]
+)
+def test_a_batch_with_a_bad_input_is_422(service: Service, inputs: list) -> None:
+    response = httpx.post(f"{service.url}/example/batch", json={"inputs": inputs},
+                          headers={"X-API-Key": "service-key-for-tests"})
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"]

@@ -207,7 +207,8 @@ async def test_load_falls_back_to_the_disk_copy_when_the_registry_is_down(
     registry = Registry("example")
     cache = TemplateCache(tmp_path / "templates")
     await store_of(registry, RegistryPrompt("example"), cache=cache).load()
-    assert [p.name for p in (tmp_path / "templates").iterdir()] == ["example_label-prod.json"]
+    (cached,) = (tmp_path / "templates").iterdir()
+    assert cached.name.startswith("example_label-prod.") and cached.suffix == ".json"
 
     registry.down = True
     store = store_of(registry, RegistryPrompt("example"), cache=cache)
@@ -225,12 +226,16 @@ def test_the_cache_keeps_one_file_per_selector(tmp_path: Path) -> None:
     cache = TemplateCache(tmp_path)
     cache.store(RegistryPrompt("a/b"), {"version": 1})
     cache.store(RegistryPrompt("a/b", version=3), {"version": 3})
-    assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "a_b_label-prod.json", "a_b_version-3.json"
-    ]
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert [n.split(".")[0] for n in names] == ["a_b_label-prod", "a_b_version-3"]
     assert cache.load(RegistryPrompt("a/b", version=3)) == {"version": 3}
     assert cache.load(RegistryPrompt("other")) is None
-    (tmp_path / "a_b_label-prod.json").write_text("{not json")
+    # Names that read alike keep files of their own.
+    assert cache.load(RegistryPrompt("a_b")) is None and cache.load(RegistryPrompt("a b")) is None
+    cache.store(RegistryPrompt("a_b"), {"version": 7})
+    assert cache.load(RegistryPrompt("a/b")) == {"version": 1}
+    for labelled in tmp_path.glob("a_b_label-prod.*.json"):
+        labelled.write_text("{not json")
     assert cache.load(RegistryPrompt("a/b")) is None
 
 

@@ -1,4 +1,4 @@
-"""The mend of langchain-core's on_llm_start for inline handlers (promptserve.tracing._llm_start_fix)."""
+"""The mend of langchain-core's on_llm_start for inline handlers (tracing._llm_start_fix)."""
 
 from __future__ import annotations
 
