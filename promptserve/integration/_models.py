@@ -46,6 +46,15 @@ class _PromptLayerLogged:
         else:  # a callback manager
             callbacks.add_handler(handler, inherit=True)
 
+    def generate(self, *args: Any, **kwargs: Any) -> LLMResult:
+        """The model's `generate`; with `return_pl_id`, each generation names its id."""
+        return self._with_ids(super().generate(*args, **kwargs))  # type: ignore[misc]
+
+    async def agenerate(self, *args: Any, **kwargs: Any) -> LLMResult:
+        """The model's `agenerate`; with `return_pl_id`, each generation names its id."""
+        result = await super().agenerate(*args, **kwargs)  # type: ignore[misc]
+        return await self._awith_ids(result)
+
     def _with_ids(self, result: LLMResult) -> LLMResult:
         if not self.return_pl_id or self._handler is None:
             return result
@@ -81,13 +90,6 @@ class PromptLayerOpenAI(_PromptLayerLogged, OpenAI):
         self._attach_handler()
         return self
 
-    def generate(self, *args: Any, **kwargs: Any) -> LLMResult:
-        """OpenAI's `generate`; with `return_pl_id`, each generation names its request id."""
-        return self._with_ids(super().generate(*args, **kwargs))
-
-    async def agenerate(self, *args: Any, **kwargs: Any) -> LLMResult:
-        """OpenAI's `agenerate`; with `return_pl_id`, each generation names its request id."""
-        return await self._awith_ids(await super().agenerate(*args, **kwargs))
 
 
 class PromptLayerChatOpenAI(_PromptLayerLogged, ChatOpenAI):
@@ -102,10 +104,3 @@ class PromptLayerChatOpenAI(_PromptLayerLogged, ChatOpenAI):
         self._attach_handler()
         return self
 
-    def generate(self, *args: Any, **kwargs: Any) -> LLMResult:
-        """ChatOpenAI's `generate`; with `return_pl_id`, each generation names its id."""
-        return self._with_ids(super().generate(*args, **kwargs))
-
-    async def agenerate(self, *args: Any, **kwargs: Any) -> LLMResult:
-        """ChatOpenAI's `agenerate`; with `return_pl_id`, each generation names its id."""
-        return await self._awith_ids(await super().agenerate(*args, **kwargs))

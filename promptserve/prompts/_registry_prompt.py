@@ -94,8 +94,8 @@ class _Installed:
 
 INSTALLED: VersionSource = _Installed()
 
-# The store whose versions type the prompts while routes are being added (LangServe reads
-# each route's input schema then); `PromptStore.typing` sets it.
+# The store whose versions type the prompts' input schemas: a served chain's TracedRunnable
+# sets it (`PromptStore.typing`) while LangServe reads the schema of a request.
 schema_source: contextvars.ContextVar[VersionSource | None] = contextvars.ContextVar(
     "promptserve_schema_source", default=None
 )
@@ -134,7 +134,8 @@ class RegistryPrompt(Runnable[dict[str, Any], BaseMessage]):
         self._current = version
 
     def version_for(self, config: RunnableConfig | None) -> PromptVersion:
-        """The version this prompt runs with under `config`: its run's pin, else installed."""
+        """The version this prompt runs with under `config`: its run's pin, else the one
+        `install` gave it, else one fetched now (`load`)."""
         pins = ((config or {}).get("configurable") or {}).get(PINS_KEY)
         if isinstance(pins, PromptPins):
             return pins.version_of(self)
