@@ -8,11 +8,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import sqlalchemy as sa
-from chains.catalog import CATALOG, TEMPLATES_DIR, fetch_template
 from promptlayer import PromptLayer
 
 from app.publishing import seed_registry
+from bench._chains import EXAMPLE
 from bench._procs import Server, free_port, spawn
+from chains import TEMPLATES_DIR
+from promptserve.prompts import fetch_template
 from tests.utils.databases import throwaway_postgres_database as postgres_database
 
 __all__ = ["API_KEY", "Database", "backend_env", "postgres_database", "running_backend",
@@ -91,5 +93,5 @@ def seed(base_url: str) -> int:
     """Publish the bundled templates; the example template's id."""
     client = PromptLayer(api_key=API_KEY, base_url=base_url)
     seed_registry(TEMPLATES_DIR, client)
-    return int(fetch_template(client, CATALOG[0])["id"])
+    return int(fetch_template(client, EXAMPLE)["id"])
 

@@ -2,7 +2,8 @@
 
 - a `promptserve backend` (the real CLI) that every remote-mode variant logs to;
 - `bare`, `bare-handler`, `ref-sync`, `ref-async`: LangServe variants (bench.apps), template
-  from that backend (`bare-2`: a second bare server, bench.together's control);
+  from that backend (`bare-2`: a second bare server, bench.together's control); `kinds`
+  serves another chain under those names (`bare-critique`);
 - `traced`: promptserve, logs to that backend (PROMPTLAYER_BASE_URL);
 - `embedded`: promptserve with its embedded backend (in-process, its own SQLite file).
 """
@@ -10,7 +11,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,8 @@ _KIND = {"bare": "bare", "bare-2": "bare", "bare-handler": "bare-handler", "trac
          "embedded": "traced",
          "ref-sync": "ref-sync", "ref-async": "ref-async",
          "traced-nohttp": "traced-nohttp", "traced-aiohttp": "traced-aiohttp"}
+# Where a bare kind answers once it is up (the traced ones: /healthz); default /example's.
+_HEALTH = {"bare-critique": "/critique/input_schema"}
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,8 @@ def start_variant(
     if backend_url is not None:
         env["PROMPTLAYER_BASE_URL"] = backend_url
     kind = kind or _KIND[name]
-    health = "/healthz" if kind.startswith("traced") else "/example/input_schema"
+    health = "/healthz" if kind.startswith("traced") else \
+        _HEALTH.get(kind, "/example/input_schema")
     port = free_port()
     with spawn(name, ["bench.serve", kind, "--port", str(port)], env=env, port=port,
                log_dir=work, health_path=health, root=root, python_args=python_args) as server:
@@ -61,15 +65,16 @@ def start_variant(
             finally:
                 db.dispose()
         else:
-            logs = kind not in ("bare", "bare-handler", "traced-nohttp")
+            logs = kind not in ("bare", "bare-critique", "bare-handler", "traced-nohttp")
             yield Variant(name, server, backend_db if logs else None)
 
 
 @contextlib.contextmanager
 def fleet(
-    work: Path, names: Sequence[str] = VARIANTS
+    work: Path, names: Sequence[str] = VARIANTS, kinds: Mapping[str, str] | None = None,
 ) -> Iterator[tuple[Server, dict[str, Variant]]]:
-    """The backend and the variants `names`, torn down in reverse order."""
+    """The backend and the variants `names` (`kinds`: the app a name serves, instead of its
+    usual one), torn down in reverse order."""
     with contextlib.ExitStack() as stack:
         backend, backend_db = stack.enter_context(running_backend("fleet-backend", work))
         seed(backend.url)
@@ -77,5 +82,6 @@ def fleet(
         for name in names:
             url = None if name == "embedded" else backend.url
             variants[name] = stack.enter_context(
-                start_variant(name, work, backend_url=url, backend_db=backend_db))
+                start_variant(name, work, backend_url=url, backend_db=backend_db,
+                              kind=(kinds or {}).get(name)))
         yield backend, variants

@@ -16,14 +16,16 @@ from typing import Any
 
 __all__ = ["WrkResult", "post_script", "run_wrk"]
 
-# Counts answers whose JSON carries an int request id (`"promptlayer_request_id":123`, with or
-# without a space: the middleware wrote json.dumps' separators before it used orjson).
+# Counts answers whose JSON carries the run's request ids: ID_PATTERN is an int
+# `promptlayer_request_id` (with or without a space: the middleware wrote json.dumps'
+# separators before it used orjson), or for a run of several calls their list
+# `promptlayer_request_ids` with exactly that many ints.
 _COUNT_IDS = r"""
 local threads = {}
 function setup(thread) table.insert(threads, thread) end
 function init(args) with_id = 0; without_id = 0 end
 function response(status, headers, body)
-  if status == 200 and string.find(body, '"promptlayer_request_id":%s*%d') then
+  if status == 200 and string.find(body, 'ID_PATTERN') then
     with_id = with_id + 1
   else
     without_id = without_id + 1
@@ -37,12 +39,23 @@ end
 """
 
 
-def post_script(path: Path, *, body: Any, headers: dict[str, str], count_ids: bool) -> Path:
-    """Write a wrk Lua script that POSTs `body` (JSON) with `headers`."""
+def _id_pattern(ids: int) -> str:
+    """The Lua pattern of an answer carrying `ids` request ids."""
+    if ids == 1:
+        return r'"promptlayer_request_id":%s*%d'
+    listed = r"%s*,%s*".join([r"%d+"] * ids)
+    return rf'"promptlayer_request_ids":%s*%[%s*{listed}%s*%]'
+
+
+def post_script(path: Path, *, body: Any, headers: dict[str, str], count_ids: bool,
+                ids: int = 1) -> Path:
+    """Write a wrk Lua script that POSTs `body` (JSON) with `headers`; `count_ids`: count
+    the answers carrying `ids` request ids (`with_id`)."""
     lines = ['wrk.method = "POST"', f"wrk.body = [==[{json.dumps(body)}]==]"]
     for name, value in {"Content-Type": "application/json", **headers}.items():
         lines.append(f'wrk.headers["{name}"] = "{value}"')
-    path.write_text("\n".join(lines) + "\n" + (_COUNT_IDS if count_ids else ""))
+    hook = _COUNT_IDS.replace("ID_PATTERN", _id_pattern(ids)) if count_ids else ""
+    path.write_text("\n".join(lines) + "\n" + hook)
     return path
 
 

@@ -8,7 +8,7 @@ would run the sync ones in a thread pool, a cost no real async client has.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import Any
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
@@ -45,6 +45,13 @@ class FakeChatModel(BaseChatModel):
     @property
     def _identifying_params(self) -> dict[str, Any]:
         return {"model_name": self.model_name}
+
+    def bind_tools(
+        self, tools: Sequence[Any], *, tool_choice: str | None = None, **kwargs: Any,
+    ) -> FakeChatModel:
+        """Itself: the fake never calls a tool, but a template with tools (the catalog's
+        /tools) must still build for the service to start."""
+        return self
 
     def _result(self) -> ChatResult:
         message = AIMessage(content=self.reply, usage_metadata=_usage())
@@ -88,6 +95,7 @@ class FakeChatModel(BaseChatModel):
             yield chunk
 
 
-def fake_chat_model(spec: Any, template: Mapping[str, Any]) -> FakeChatModel:
-    """A `ChatModelFactory` for `create_app`: the same fake for every chain."""
+def fake_chat_model(template_name: str, model_metadata: Mapping[str, Any]) -> FakeChatModel:
+    """A `ChatModelFactory` for `create_app` (and a `ModelFactory` for `build_version`): the
+    same fake for every template."""
     return FakeChatModel()

@@ -27,11 +27,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx  # noqa: E402
 import yaml  # noqa: E402
-from chains.catalog import TEMPLATES_DIR  # noqa: E402
 
 from app.backend.store.engine import make_engine  # noqa: E402
 from app.backend.store.requests import get_request  # noqa: E402
 from app.local_model import bundled_model_path  # noqa: E402
+from chains import TEMPLATES_DIR  # noqa: E402
 from tests.utils.servers import free_port, wait_until_up  # noqa: E402
 
 SYSTEM = "You are a helpful storyteller."

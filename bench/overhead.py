@@ -48,7 +48,8 @@ class Totals:
     with_id: int = 0
     stored: int = 0
     errors: int = 0
-    max_over: int = 0  # most rows stored beyond wrk's completed count in one round
+    max_over: int = 0  # most rows stored beyond `logs_per_answer` per answer in one round
+    logs_per_answer: int = 1  # model calls per run: each one is a stored row
 
     def add(self, out: WrkResult, stored: int) -> None:
         """Count one round: wrk's answers and the rows stored meanwhile."""
@@ -56,13 +57,22 @@ class Totals:
         self.with_id += out.extra.get("with_id", 0)
         self.stored += stored
         self.errors += out.non_2xx + out.socket_errors
-        self.max_over = max(self.max_over, stored - out.requests)
+        self.max_over = max(self.max_over, stored - out.requests * self.logs_per_answer)
 
     def logged_ok(self) -> bool:
-        """Every completed request answered with an id and stored (at most the requests in
-        flight when wrk stopped stored beyond them), no errors."""
-        return (self.with_id == self.completed and self.completed <= self.stored
-                and self.errors == 0 and self.max_over <= _CONNECTIONS)
+        """Every completed request answered with its ids and all its calls stored (at most
+        the requests in flight when wrk stopped stored beyond them), no errors."""
+        return (self.with_id == self.completed
+                and self.completed * self.logs_per_answer <= self.stored
+                and self.errors == 0 and self.max_over <= _CONNECTIONS * self.logs_per_answer)
+
+    def line(self) -> str:
+        """completed, with ids, stored (per answer when a run logs several calls), errors."""
+        per = (f" = {self.stored / self.completed:.3f} per answer"
+               if self.logs_per_answer > 1 and self.completed else "")
+        ids = "with id" if self.logs_per_answer == 1 else f"with {self.logs_per_answer} ids"
+        return (f"completed {self.completed}, {ids} {self.with_id}, stored {self.stored}{per} "
+                f"(max +{self.max_over}/round), errors {self.errors}")
 
 
 @dataclass
@@ -92,8 +102,7 @@ class OverheadResult:
                        f"p50 {spread(self.p50[name], '{:.1f}')} ms{ratio}")
             out.append(f"  {'':<10} CPU/request: server {spread(self.cpu_ms[name])} ms, "
                        f"backend {spread(self.backend_cpu_ms[name])} ms")
-            out.append(f"  {'':<10} completed {t.completed}, with id {t.with_id}, "
-                       f"stored {t.stored} (max +{t.max_over}/round), errors {t.errors}")
+            out.append(f"  {'':<10} {t.line()}")
             if name in self.logs_per_post:
                 out.append(f"  {'':<10} logs per delivery post: {self.logs_per_post[name]:.1f}")
         for name in ("traced", "embedded"):

@@ -4,17 +4,19 @@ Parts (all by default; `--only PART`, repeatable):
   ingest    Issue 2: /log-request storing ÷ not storing, SQLite and PostgreSQL (wrk)
   overhead  Issue 3 a–c: traced /example/invoke ÷ bare LangServe, SDK references (wrk)
   together  Issue 3 a: the same ratio with bare and the variant loaded at once on one CPU
+  critique  the same on /critique: two calls logged per answer, bare serving both calls too
   latency   Issue 3 d–e: first streamed chunk, last chunk → id event, 50 ms proxy
   profile   where the traced service spends its time (py-spy)
   clients   delivery HTTP client cost per log: ours (HttpPool) vs aiohttp vs httpx
   instructions  CPU instructions per invoke, callgrind (valgrind), noise-free (bench.instructions)
   inprocess CPU time per invoke, all variants in one process, paired rounds (bench.inprocess)
-`--quick` (≤ ~2 min) runs every part but `profile` with 2 short rounds and without the
-SDK references: a smoke test, not figures to quote. Every comparison runs its variants
-in the same run, alternating, because the machine (2 cores) is shared and noisy.
+`--quick` (~5 min, 1.5 of them under callgrind) runs every part but `profile` with 2 short
+rounds and without the SDK references: a smoke test, not figures to quote. Every comparison
+runs its variants in the same run, alternating, because the machine (2 cores) is shared and
+noisy.
 `--pin` runs `overhead` with the server under test alone on CPU 0 (wrk and the backend on
 CPU 1; bench.overhead says why); `--rounds N` overrides the plan's rounds (overhead, ingest,
-together).
+together, critique).
 """
 
 from __future__ import annotations
@@ -41,8 +43,8 @@ from bench.overhead import run_overhead
 from bench.profile import run_profile
 from bench.together import run_together
 
-PARTS = ("ingest", "overhead", "together", "latency", "profile", "clients", "instructions",
-         "inprocess")
+PARTS = ("ingest", "overhead", "together", "critique", "latency", "profile", "clients",
+         "instructions", "inprocess")
 ANALYSIS = ("bare-handler", "traced-nohttp", "traced-aiohttp")
 
 
@@ -101,6 +103,9 @@ def _parts(plan: Plan, work: Path) -> dict[str, Callable[[], list[str]]]:
                                          pin=plan.pin).lines(),
         "together": lambda: run_together(work, rounds=plan.together_rounds,
                                          seconds=plan.together_seconds).lines(),
+        "critique": lambda: run_together(work, rounds=plan.together_rounds,
+                                         seconds=plan.together_seconds,
+                                         chain="critique").lines(),
         "latency": lambda: run_latency(work, samples=plan.samples,
                                        proxied_samples=plan.proxied).lines(),
         "profile": profile,
@@ -117,13 +122,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", action="append", choices=PARTS,
                         help="run only this part (repeatable)")
-    parser.add_argument("--quick", action="store_true", help="short smoke run (≤ ~2 min)")
+    parser.add_argument("--quick", action="store_true", help="short smoke run (~5 min)")
     parser.add_argument("--out", type=Path, help="also write the report to this file")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     parser.add_argument("--pin", action="store_true",
                         help="overhead: server under test on CPU 0, wrk and backend on CPU 1")
     parser.add_argument("--rounds", type=int,
-                        help="overhead/ingest/together rounds (default: the plan's)")
+                        help="overhead/ingest/together/critique rounds (default: the plan's)")
     args = parser.parse_args()
     plan = QUICK if args.quick else FULL
     plan = dataclasses.replace(plan, pin=args.pin, rounds=args.rounds or plan.rounds,

@@ -13,6 +13,10 @@ counts against it, more than it would alone.
 `bare-2`, a second bare server, is the method's control: how far two identical servers
 land from 1.0 is its own error. As in bench.overhead, every answer of a traced variant
 must carry its id and every answer must be stored.
+
+`chain="critique"` runs the same comparison on /critique (bench.run's `critique` part): two
+model calls per answer, so bare serves the same two-call chain (bench._chains), every
+traced answer must carry both request ids and each answer must have stored two rows.
 """
 
 from __future__ import annotations
@@ -30,16 +34,31 @@ from bench._stats import median, spread
 from bench._wrk import WrkResult, post_script, run_wrk
 from bench.overhead import TARGET, Totals, pinned
 
-__all__ = ["TOGETHER_VARIANTS", "TogetherResult", "run_together"]
+__all__ = ["TARGETS", "TOGETHER_VARIANTS", "Target", "TogetherResult", "run_together"]
 
 TOGETHER_VARIANTS = ("bare-2", "traced", "embedded")
 _CONNECTIONS = 32
+
+
+@dataclass(frozen=True)
+class Target:
+    """A chain the comparison loads: its invoke path, the bench.apps kind serving it bare,
+    and the model calls of one answer (each a log, each an id in the answer)."""
+
+    path: str
+    bare_kind: str
+    calls: int
+
+
+TARGETS = {"example": Target("/example/invoke", "bare", 1),
+           "critique": Target("/critique/invoke", "bare-critique", 2)}
 
 
 @dataclass
 class TogetherResult:
     """Per variant, one figure per round: its rps ÷ bare's, and bare's CPU per request ÷ its."""
 
+    target: Target = TARGETS["example"]
     ratios: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     cpu_ratios: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     rps: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
@@ -50,8 +69,9 @@ class TogetherResult:
     def lines(self) -> list[str]:
         """Human-readable report."""
         rounds = len(next(iter(self.ratios.values()), []))
-        out = [f"invoke throughput, each variant and bare LangServe at the same time on CPU 0 "
-               f"({_CONNECTIONS} connections each), {rounds} rounds (median [min–max])"]
+        out = [f"{self.target.path} throughput, each variant and bare LangServe at the same "
+               f"time on CPU 0 ({_CONNECTIONS} connections each), {rounds} rounds "
+               f"(median [min–max])"]
         for name, ratios in self.ratios.items():
             t = self.totals[name]
             out.append(f"  {name:<10} ÷ bare {spread(ratios, '{:.3f}')}  (CPU per request: "
@@ -59,23 +79,24 @@ class TogetherResult:
                        f"{spread(self.rps[name], '{:.0f}')} vs bare "
                        f"{spread(self.bare_rps[name], '{:.0f}')} req/s)")
             if name != "bare-2":
-                out.append(f"  {'':<10} completed {t.completed}, with id {t.with_id}, "
-                           f"stored {t.stored} (max +{t.max_over}/round), errors {t.errors}")
+                out.append(f"  {'':<10} {t.line()}")
+        calls = self.target.calls
+        logged = "logged with its id" if calls == 1 else f"logged ({calls} logs) with its ids"
         for name in self.ratios:
             if name != "bare-2":
                 met = median(self.ratios[name]) >= TARGET and self.totals[name].logged_ok()
-                out.append(f"  target {name} ÷ bare ≥ {TARGET}, every request logged with its "
-                           f"id: {'met' if met else 'NOT met'}")
+                out.append(f"  target {name} ÷ bare ≥ {TARGET}, every request {logged}: "
+                           f"{'met' if met else 'NOT met'}")
         return out
 
 
-def _both(bare: Variant, other: Variant, script: Path, seconds: float
+def _both(bare: Variant, other: Variant, path: str, script: Path, seconds: float
           ) -> tuple[WrkResult, WrkResult, float, float]:
     """Load both at once; (bare's, other's) wrk results and CPU seconds used."""
     results: dict[str, WrkResult] = {}
 
     def load(variant: Variant) -> None:
-        results[variant.name] = run_wrk(variant.server.url + "/example/invoke", script,
+        results[variant.name] = run_wrk(variant.server.url + path, script,
                                         seconds=seconds, connections=_CONNECTIONS)
 
     before = cpu_seconds(bare.server.pid), cpu_seconds(other.server.pid)
@@ -89,24 +110,33 @@ def _both(bare: Variant, other: Variant, script: Path, seconds: float
 
 
 def run_together(work: Path, *, rounds: int, seconds: float,
-                 names: tuple[str, ...] = TOGETHER_VARIANTS) -> TogetherResult:
-    """`rounds` rounds; in each, every variant of `names` runs beside bare for `seconds`."""
-    result = TogetherResult()
-    script = post_script(work / "invoke.lua", body=INVOKE_BODY, headers={}, count_ids=True)
-    with fleet(work, ("bare", *names)) as (backend, variants), \
+                 names: tuple[str, ...] = TOGETHER_VARIANTS,
+                 chain: str = "example") -> TogetherResult:
+    """`rounds` rounds; in each, every variant of `names` runs beside bare for `seconds`,
+    all of them loading `chain` (a key of TARGETS)."""
+    target = TARGETS[chain]
+    result = TogetherResult(target=target)
+    for name in names:
+        result.totals[name] = Totals(logs_per_answer=target.calls)
+    script = post_script(work / f"{chain}-invoke.lua", body=INVOKE_BODY, headers={},
+                         count_ids=True, ids=target.calls)
+    # Both bare servers serve the chain under test; the traced ones serve the whole catalog.
+    kinds = {"bare": target.bare_kind, "bare-2": target.bare_kind}
+    with fleet(work, ("bare", *names), kinds) as (backend, variants), \
             pinned([v.server for v in variants.values()], backend):
         for variant in variants.values():
-            run_wrk(variant.server.url + "/example/invoke", script, seconds=min(2.0, seconds))
+            run_wrk(variant.server.url + target.path, script, seconds=min(2.0, seconds))
         bare = variants["bare"]
         for _ in range(rounds):
             for name in names:
                 other = variants[name]
                 before = settle(other.db) if other.db else 0
-                bare_out, out, bare_cpu, cpu = _both(bare, other, script, seconds)
+                bare_out, out, bare_cpu, cpu = _both(bare, other, target.path, script, seconds)
                 stored = settle(other.db) - before if other.db else 0
                 result.ratios[name].append(out.rps / bare_out.rps)
-                result.cpu_ratios[name].append(
-                    (bare_cpu / bare_out.requests) / (cpu / max(out.requests, stored)))
+                # Answers served, in-flight ones included: rows stored ÷ rows per answer.
+                served = max(out.requests, stored // target.calls)
+                result.cpu_ratios[name].append((bare_cpu / bare_out.requests) / (cpu / served))
                 result.rps[name].append(out.rps)
                 result.bare_rps[name].append(bare_out.rps)
                 result.totals[name].add(out, stored)
