@@ -10,13 +10,14 @@ Parts (all by default; `--only PART`, repeatable):
   clients   delivery HTTP client cost per log: ours (HttpPool) vs aiohttp vs httpx
   instructions  CPU instructions per invoke, callgrind (valgrind), noise-free (bench.instructions)
   inprocess CPU time per invoke, all variants in one process, paired rounds (bench.inprocess)
+  handler   a script's sequential ChatOpenAI.invoke: our handler vs none, sync SDK, community
 `--quick` (~5 min, 1.5 of them under callgrind) runs every part but `profile` with 2 short
 rounds and without the SDK references: a smoke test, not figures to quote. Every comparison
 runs its variants in the same run, alternating, because the machine (2 cores) is shared and
 noisy.
 `--pin` runs `overhead` with the server under test alone on CPU 0 (wrk and the backend on
 CPU 1; bench.overhead says why); `--rounds N` overrides the plan's rounds (overhead, ingest,
-together, critique).
+together, critique, handler).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from pathlib import Path
 
 from bench._fleet import VARIANTS
 from bench.clients import run_clients
+from bench.handler import run_handler
 from bench.ingest import run_ingest
 from bench.inprocess import run_inprocess
 from bench.instructions import run_instructions
@@ -44,7 +46,7 @@ from bench.profile import run_profile
 from bench.together import run_together
 
 PARTS = ("ingest", "overhead", "together", "critique", "latency", "profile", "clients",
-         "instructions", "inprocess")
+         "instructions", "inprocess", "handler")
 ANALYSIS = ("bare-handler", "traced-nohttp", "traced-aiohttp")
 
 
@@ -70,6 +72,8 @@ class Plan:
     overhead_rounds: int = 12
     together_rounds: int = 6
     together_seconds: int = 8
+    handler_rounds: int = 5
+    handler_calls: int = 200
     databases: tuple[str, ...] = ("sqlite", "postgresql")
     variants: tuple[str, ...] = VARIANTS + ANALYSIS
     pin: bool = False
@@ -80,7 +84,7 @@ FULL = Plan(rounds=3, seconds=10, overhead_seconds=3, samples=200, proxied=40, p
 QUICK = Plan(rounds=2, seconds=2, overhead_seconds=2, samples=20, proxied=5, profile_seconds=3,
              client_posts=150, client_rounds=1, counted_requests=50,
              inprocess_rounds=2, inprocess_requests=200, overhead_rounds=2, together_rounds=1,
-             together_seconds=2,
+             together_seconds=2, handler_rounds=2, handler_calls=30,
              variants=("bare", "traced", "embedded"))
 
 
@@ -114,6 +118,8 @@ def _parts(plan: Plan, work: Path) -> dict[str, Callable[[], list[str]]]:
         "instructions": lambda: run_instructions(work, requests=plan.counted_requests),
         "inprocess": lambda: run_inprocess(work, rounds=plan.inprocess_rounds,
                                            requests=plan.inprocess_requests),
+        "handler": lambda: run_handler(work, rounds=plan.handler_rounds,
+                                       calls=plan.handler_calls).lines(),
     }
 
 
@@ -128,12 +134,14 @@ def main() -> None:
     parser.add_argument("--pin", action="store_true",
                         help="overhead: server under test on CPU 0, wrk and backend on CPU 1")
     parser.add_argument("--rounds", type=int,
-                        help="overhead/ingest/together/critique rounds (default: the plan's)")
+                        help="overhead/ingest/together/critique/handler rounds "
+                             "(default: the plan's)")
     args = parser.parse_args()
     plan = QUICK if args.quick else FULL
     plan = dataclasses.replace(plan, pin=args.pin, rounds=args.rounds or plan.rounds,
                                overhead_rounds=args.rounds or plan.overhead_rounds,
-                               together_rounds=args.rounds or plan.together_rounds)
+                               together_rounds=args.rounds or plan.together_rounds,
+                               handler_rounds=args.rounds or plan.handler_rounds)
     chosen = args.only or [p for p in PARTS if not (args.quick and p == "profile")]
     header = [f"promptserve bench ({'quick' if args.quick else 'full'}) "
               f"{time.strftime('%Y-%m-%d %H:%M:%S')}, {platform.python_version()}, "

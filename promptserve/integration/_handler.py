@@ -77,6 +77,37 @@ class PromptLayerCallbackHandler(PromptLayerTracer):
         self._group_tasks = [t for t in self._group_tasks if not t.done()]
 
 
+def _now(coroutine: Any) -> None:
+    """Run a coroutine that never awaits to its end, here, without an event loop."""
+    try:
+        coroutine.send(None)
+    except StopIteration:
+        return
+    coroutine.close()
+    raise RuntimeError("a tracer callback awaited; it must not")
+
+
+def _sync(name: str) -> Callable[..., None]:
+    base = getattr(PromptLayerTracer, name)
+
+    def callback(self: PromptLayerCallbackHandler, *args: Any, **kwargs: Any) -> None:
+        _now(base(self, *args, **kwargs))
+
+    callback.__name__ = callback.__qualname__ = name
+    callback.__doc__ = base.__doc__
+    return callback
+
+
+# The tracer's callbacks never await, so they run as plain functions: LangChain then calls
+# them directly from sync code (an async handler there costs a new event loop per event,
+# bench: `handler`) and, being inline, directly from async code too.
+for _event in ("on_chain_start", "on_chain_end", "on_chain_error", "on_tool_start",
+               "on_tool_end", "on_tool_error", "on_retriever_start", "on_retriever_end",
+               "on_retriever_error", "on_chat_model_start", "on_llm_start", "on_llm_end",
+               "on_llm_error"):
+    setattr(PromptLayerCallbackHandler, _event, _sync(_event))
+
+
 async def _wait(future: asyncio.Future[int | None], timeout: float) -> int | None:
     done, _ = await asyncio.wait([future], timeout=timeout)
     if not done or future.cancelled() or future.exception() is not None:
