@@ -23,13 +23,15 @@ __all__ = ["LAYERS", "ProfileResult", "run_profile"]
 
 # (layer, path prefix as py-spy prints it) — first match wins.
 LAYERS: tuple[tuple[str, str], ...] = (
-    ("ours: trace middleware (JSON rewrite, ids)", "app/service/_trace_middleware.py"),
-    ("ours: feedback token", "app/feedback/"),
-    ("ours: tracer callbacks", "app/tracing/_handler.py"),
-    ("ours: tracer run tree", "app/tracing/_runs.py"),
-    ("ours: log blueprints", "app/tracing/_blueprints.py"),
-    ("ours: delivery", "app/tracing/_delivery.py"),
-    ("ours: config modifier / LiveChain", "app/service/_"),
+    ("ours: id rewriting per route (JSON rewrite, ids)", "promptserve/server/_responses.py"),
+    ("ours: feedback token", "promptserve/server/_tokens.py"),
+    ("ours: registry prompts", "promptserve/prompts/"),
+    ("ours: tracer callbacks", "promptserve/tracing/_handler.py"),
+    ("ours: tracer run tree", "promptserve/tracing/_runs.py"),
+    ("ours: log blueprints", "promptserve/tracing/_blueprints.py"),
+    ("ours: delivery", "promptserve/tracing/_delivery.py"),
+    ("ours: traced runnable, config modifier, guards", "promptserve/server/"),
+    ("ours: the service", "app/"),
     ("delivery HTTP client (httpx/httpcore)", "httpx/"),
     ("delivery HTTP client (httpx/httpcore)", "httpcore/"),
     ("LangChain callback dispatch", "langchain_core/callbacks/"),
@@ -79,7 +81,7 @@ class ProfileResult:
         self.self_by_layer[innermost] += count
         for name in {n for f in stack if (n := _layer(f))}:
             self.inclusive[name] += count
-        ours = [f for f in stack if _path(f).startswith("app/")]
+        ours = [f for f in stack if _path(f).startswith(("app/", "promptserve/"))]
         if ours:
             self.top_functions[ours[-1]] += count
 
