@@ -1,8 +1,22 @@
-"""Shared fixtures: a clean environment for every test, and throwaway PostgreSQL databases."""
+"""Shared fixtures: a clean environment for every test, and throwaway PostgreSQL databases;
+and the session-wide check that every traced log fits the hosted PromptLayer schema.
+
+That check: the embedded backend fits every log it receives to the hosted `LogRequest`
+schema and warns about each one it had to cut (app.backend.api.requests, extras
+`hosted_schema_removed` and `langchain_run_id`). A handler on that logger collects the
+warnings about traced logs (those with a LangChain run id: what our tracer produced, not the
+hand-written bodies the backend tests send on purpose) from every backend running in this
+process, in threads or in-process; the test during which they came fails at teardown, and
+any that come after the last test fail the session. Backends in child processes are not
+watched: their warnings go to the child's log. A test that sends such logs on purpose says
+so with `@pytest.mark.unfit_logs`.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -46,3 +60,71 @@ def _fresh_sse_exit_event() -> None:
     from sse_starlette.sse import AppStatus
 
     AppStatus.should_exit_event = None
+
+
+_BACKEND_LOGGER = "app.backend.api.requests"
+
+
+class _UnfitLogs(logging.Handler):
+    """Collects the backend's warnings about traced logs it had to cut to the hosted schema."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self._found: list[str] = []
+        self._guard = threading.Lock()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if getattr(record, "hosted_schema_removed", None) and getattr(
+            record, "langchain_run_id", None
+        ):
+            with self._guard:
+                self._found.append(record.getMessage())
+
+    def take(self) -> list[str]:
+        with self._guard:
+            found, self._found = self._found, []
+        return found
+
+
+_unfit_logs = pytest.StashKey[_UnfitLogs]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "unfit_logs: sends traced logs the hosted PromptLayer schema refuses, "
+        "on purpose (the session check lets them be)")
+    watch = _UnfitLogs()
+    logging.getLogger(_BACKEND_LOGGER).addHandler(watch)
+    config.stash[_unfit_logs] = watch
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    watch = config.stash.get(_unfit_logs, None)
+    if watch is not None:
+        logging.getLogger(_BACKEND_LOGGER).removeHandler(watch)
+
+
+def _unfit_report(found: list[str]) -> str:
+    lines = "\n".join(f"  {line}" for line in found[:20])
+    more = f"\n  ... and {len(found) - 20} more" if len(found) > 20 else ""
+    return (f"{len(found)} traced log(s) did not fit the hosted PromptLayer LogRequest schema "
+            f"(the embedded backend stored them cut):\n{lines}{more}")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    result = yield
+    found = item.config.stash[_unfit_logs].take()
+    if found and item.get_closest_marker("unfit_logs") is None:
+        pytest.fail(_unfit_report(found), pytrace=False)
+    return result
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    watch = session.config.stash.get(_unfit_logs, None)
+    found = watch.take() if watch is not None else []
+    if found:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(_unfit_report(found), red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

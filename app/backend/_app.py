@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
@@ -22,6 +22,8 @@ from app.backend.dashboard import install_dashboard
 from app.backend.errors import ApiError
 from app.backend.store import open_store
 from app.config import Settings
+from app.keys import KeyRing
+from promptserve import json_codec
 
 __all__ = ["create_backend_app"]
 
@@ -32,21 +34,26 @@ def _location(loc: tuple[object, ...]) -> str:
     return ".".join(str(p) for p in loc if p not in ("body", "query", "path")) or "request"
 
 
+def _message(text: str, status: int, headers: Mapping[str, str] | None = None) -> Response:
+    # Messages may quote the request (a field's key, a path); a lone surrogate there could
+    # not be written as UTF-8, and would turn a 4xx into a 500.
+    return JSONResponse({"message": json_codec.LONE_SURROGATE.sub("\ufffd", text)},
+                        status_code=status, headers=headers)
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     async def api_error(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)
-        return JSONResponse({"message": exc.message}, status_code=exc.status)
+        return _message(exc.message, exc.status)
 
     async def invalid(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
         problems = [f"{_location(tuple(e['loc']))}: {e['msg']}" for e in exc.errors()[:5]]
-        return JSONResponse({"message": "; ".join(problems)}, status_code=400)
+        return _message("; ".join(problems), 400)
 
     async def http_error(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
-        return JSONResponse(
-            {"message": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers
-        )
+        return _message(str(exc.detail), exc.status_code, exc.headers)
 
     async def unexpected(request: Request, exc: Exception) -> Response:
         logger.exception("backend: unexpected error on %s", request.url.path, exc_info=exc)
@@ -74,6 +81,7 @@ def create_backend_app(settings: Settings, *, api_key: str) -> FastAPI:
 
     app = FastAPI(title="promptserve embedded PromptLayer backend", lifespan=lifespan)
     app.state.backend_api_key = api_key
+    app.state.backend_key_ring = KeyRing([api_key])
     app.state.settings = settings
     app.state.store = None
     _install_error_handlers(app)

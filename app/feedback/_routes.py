@@ -3,33 +3,41 @@
 from __future__ import annotations
 
 import asyncio
-import hmac
+import enum
 import logging
+import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Annotated, Any
 
+import httpx
 from fastapi import APIRouter, Depends, Header, HTTPException, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from promptlayer import exceptions as pl_errors
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationInfo, field_validator
 
 from app.feedback._pending import PendingFeedback, PendingScore
+from app.keys import KeyRing, presented_key
 from app.observability.metrics import count_feedback
+from promptserve import json_codec
 from promptserve.server._tokens import ExpiredToken, InvalidToken, request_subject, run_subject
 
 if TYPE_CHECKING:
     from promptlayer import AsyncPromptLayer
-    from pydantic import SecretStr
 
     from promptserve.server._tokens import FeedbackTokens
 
-__all__ = ["FeedbackIn", "FeedbackOut", "FeedbackService", "router"]
+__all__ = ["CALL_SECONDS", "FeedbackIn", "FeedbackOut", "FeedbackService", "Outcome", "router"]
 
 logger = logging.getLogger(__name__)
 
 RunLookup = Callable[[str], "int | None"]
+
+# How long /feedback gives PromptLayer to take a score (and its comment) before keeping it
+# to apply later, so that the answer comes within a second even when PromptLayer is down.
+CALL_SECONDS = 0.75
 
 
 class FeedbackIn(BaseModel):
@@ -45,6 +53,7 @@ class FeedbackIn(BaseModel):
     request_id: StrictInt | None = Field(
         default=None,
         gt=0,
+        le=2**63 - 1,  # PromptLayer's ids are BIGINTs
         validate_default=True,
         description="The promptlayer_request_id of the answer (or give run_id).",
     )
@@ -62,11 +71,60 @@ class FeedbackIn(BaseModel):
             raise ValueError("give exactly one of request_id and run_id")
         return value
 
+    @field_validator("feedback_token")
+    @classmethod
+    def _printable(cls, value: str | None) -> str | None:
+        # Tokens are issued as `<expiry>.<signature>` in printable ASCII; anything else
+        # (control characters, other scripts' digits) cannot be one.
+        if value is not None and not _PRINTABLE_ASCII.fullmatch(value):
+            raise ValueError("feedback_token must be printable ASCII, as it was issued")
+        return value
+
     def subject(self) -> str:
         """The token subject this feedback must be signed for."""
         if self.request_id is not None:
             return request_subject(self.request_id)
         return run_subject(str(self.run_id))
+
+
+_PRINTABLE_ASCII = re.compile("[\x20-\x7e]*")
+
+# A flat object: any nesting deeper than this is not a feedback body.
+_MAX_BODY_DEPTH = 8
+
+
+def body_problem(raw: bytes) -> dict[str, Any] | None:
+    """Why a /feedback body is refused before FastAPI parses it (a FastAPI-style validation
+    error), or None: not UTF-8 or not strict JSON (NaN, numbers past a double), nested
+    deeper than a feedback body, or holding NUL or a lone surrogate, which PromptLayer
+    cannot store and FastAPI's own error answer could not even quote."""
+    if not raw.strip():
+        return None  # FastAPI says the body is required
+    try:
+        body = json_codec.loads_body(raw, max_depth=_MAX_BODY_DEPTH)
+    except json_codec.BodyError as error:
+        return {"type": "json_invalid", "loc": ["body"], "msg": str(error)}
+    if json_codec.may_hold_bad_chars(raw):
+        where = json_codec.find_chars(body, json_codec.UNSTORABLE)
+        if where is not None:
+            return {"type": "string_unicode", "loc": ["body", *where],
+                    "msg": "must not contain NUL or unpaired surrogate characters"}
+    return None
+
+
+class _StrictBodyRoute(APIRoute):
+    """A route whose JSON body is checked with `body_problem` first (422 if refused)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def checked(request: Request) -> Response:
+            problem = body_problem(await request.body())  # cached for FastAPI's own parse
+            if problem is not None:
+                return JSONResponse({"detail": [problem]}, status_code=422)
+            return await handler(request)
+
+        return checked
 
 
 class FeedbackOut(BaseModel):
@@ -80,38 +138,55 @@ class FeedbackOut(BaseModel):
     pending: bool = False
 
 
+class Outcome(enum.Enum):
+    """What became of waiting scores when they were tried."""
+
+    APPLIED = "applied"
+    KEPT = "kept"  # PromptLayer unavailable: still waiting, tried again later
+    DROPPED = "dropped"  # PromptLayer refused them (unknown request): forgotten
+
+
+class _Unavailable(Exception):
+    """PromptLayer did not take the score in time: 5xx, 429, timeout, no connection, ..."""
+
+
 class FeedbackService:
-    """Checks who may score a request and records the score through the SDK."""
+    """Checks who may score a request and records the score through the SDK.
+
+    PromptLayer is given `call_seconds` to take a score (and its comment): the SDK on its own
+    retries a 5xx for 14 s. A score it did not take in time is kept (`pending`, on disk) and
+    answered 202; the retry loop applies it once PromptLayer answers again.
+    """
 
     def __init__(
         self,
         *,
         tokens: FeedbackTokens,
-        api_keys: list[SecretStr],
+        keys: KeyRing,
         client: AsyncPromptLayer,
         runs: RunLookup | None = None,
         pending: PendingFeedback | None = None,
         require_key: bool = False,
+        call_seconds: float = CALL_SECONDS,
     ) -> None:
-        """Tokens are checked with `tokens`; any of `api_keys` stands in for a token.
+        """Tokens are checked with `tokens`; a key of `keys` stands in for a token.
 
         `runs` maps a run id to its request id once the log landed; `pending` keeps scores
-        for runs whose log has not landed yet. With `require_key`, a key is always needed.
+        that cannot apply yet. With `require_key`, a key is always needed.
         """
         self.tokens = tokens
-        self._api_keys = [key.get_secret_value().encode() for key in api_keys]
+        self._keys = keys
         self.client = client
         self._runs = runs
         self.pending = pending
         self.require_key = require_key
+        self._call_seconds = call_seconds
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._kept = asyncio.Event()  # set when a score is kept for an outage
 
     def has_service_key(self, presented: str | None) -> bool:
         """True when `presented` is one of the service API keys (constant-time compare)."""
-        if not presented:
-            return False
-        candidate = presented.encode()
-        return any(hmac.compare_digest(candidate, key) for key in self._api_keys)
+        return self._keys.allows(presented)
 
     def authorize(self, feedback: FeedbackIn, presented_key: str | None) -> None:
         """Raise 401/403 unless the token (or a service key) covers this request."""
@@ -129,64 +204,69 @@ class FeedbackService:
             raise HTTPException(403, str(error)) from None
 
     async def submit(self, feedback: FeedbackIn) -> FeedbackOut:
-        """Record a score by request id, or by run id (kept until its log lands)."""
-        if feedback.run_id is None:
-            assert feedback.request_id is not None
-            return await self.record(feedback.request_id, feedback)
-        run_id = str(feedback.run_id)
-        request_id = self._lookup(run_id)
-        if request_id is None and self.pending is not None:
-            score = PendingScore(
-                run_id, feedback.name, feedback.score, feedback.comment, time.time()
-            )
-            await self.pending.add(score)
+        """Record a score by request id, or by run id (kept until its log lands).
+
+        `pending` in the answer: kept, applied later (the log has not landed, or PromptLayer
+        did not take the score in time).
+        """
+        run_id = None if feedback.run_id is None else str(feedback.run_id)
+        request_id = feedback.request_id if run_id is None else self._lookup(run_id)
+        if request_id is None:
+            assert run_id is not None
+            if self.pending is None:
+                raise HTTPException(404, f"run {run_id} has no logged request here")
+            await self.pending.add(_waiting(feedback, run_id, None))
             # The log may have landed while the score was being written: apply it now then.
             request_id = self._lookup(run_id)
             if request_id is None:
-                return FeedbackOut(
-                    name=feedback.name,
-                    score=feedback.score,
-                    run_id=run_id,
-                    comment_recorded=bool(feedback.comment),
-                    pending=True,
-                )
-            await self.apply_pending(run_id, request_id)
-            return FeedbackOut(
-                request_id=request_id,
-                name=feedback.name,
-                run_id=run_id,
-                score=feedback.score,
-                comment_recorded=bool(feedback.comment),
-            )
-        if request_id is None:
-            raise HTTPException(404, f"run {run_id} has no logged request here")
-        out = await self.record(request_id, feedback)
-        return out.model_copy(update={"run_id": run_id})
+                return _out(feedback, run_id, None, pending=True)
+            outcome = await self.apply_pending(run_id, request_id)
+            if outcome is Outcome.DROPPED:
+                raise HTTPException(404, f"request {request_id} is not known")
+            return _out(feedback, run_id, request_id, pending=outcome is Outcome.KEPT)
+        try:
+            await self._send(request_id, feedback)
+        except _Unavailable as error:
+            if self.pending is None:
+                detail = "PromptLayer did not take the score; retry later"
+                raise HTTPException(503, detail) from None
+            logger.info("feedback for request %s kept: PromptLayer unavailable (%s)",
+                        request_id, error)
+            await self.pending.add(_waiting(feedback, run_id, request_id))
+            self._kept.set()
+            return _out(feedback, run_id, request_id, pending=True)
+        return _out(feedback, run_id, request_id)
 
     def _lookup(self, run_id: str) -> int | None:
         return self._runs(run_id) if self._runs is not None else None
 
-    async def record(self, request_id: int, feedback: FeedbackIn | PendingScore) -> FeedbackOut:
-        """Send the score (and the comment, as metadata) to PromptLayer."""
-        try:
-            await self.client.track.score(request_id, feedback.score, feedback.name)
-            if feedback.comment:
-                key = f"feedback_comment:{feedback.name}"
-                await self.client.track.metadata(request_id, {key: feedback.comment})
-        except pl_errors.PromptLayerNotFoundError:
-            raise HTTPException(404, f"request {request_id} is not known") from None
-        except pl_errors.PromptLayerBadRequestError as error:
-            raise HTTPException(400, str(error)) from None
-        except pl_errors.PromptLayerError as error:
-            raise HTTPException(503, "PromptLayer did not take the score; retry later") from error
-        return FeedbackOut(
-            request_id=request_id,
-            name=feedback.name,
-            score=feedback.score,
-            comment_recorded=bool(feedback.comment),
-        )
+    async def _send(self, request_id: int, feedback: FeedbackIn | PendingScore) -> None:
+        """Give PromptLayer the score (and the comment, as metadata), within `call_seconds`.
 
-    # -- scores waiting for their log ------------------------------------------------------
+        HTTPException 404 for an unknown request: the embedded backend answers 404, the hosted
+        service 400. Every other field of these calls was checked before they were made
+        (FeedbackIn, then the SDK's own checks), so a 400 can only be about the id. 400 when
+        the score itself is refused (the SDK's checks, a 422). `_Unavailable` for the rest:
+        5xx, 429, timeouts, refused connections, and 401/403 (PromptLayer refusing this
+        service's key: the operator's to fix, after which the kept scores apply).
+        """
+        try:
+            async with asyncio.timeout(self._call_seconds):
+                await self.client.track.score(request_id, feedback.score, feedback.name)
+                if feedback.comment:
+                    key = f"feedback_comment:{feedback.name}"
+                    await self.client.track.metadata(request_id, {key: feedback.comment})
+        except (pl_errors.PromptLayerNotFoundError, pl_errors.PromptLayerBadRequestError):
+            raise HTTPException(404, f"request {request_id} is not known") from None
+        except (
+            pl_errors.PromptLayerValidationError,
+            pl_errors.PromptLayerUnprocessableEntityError,
+        ) as error:
+            raise HTTPException(400, str(error)) from None
+        except (pl_errors.PromptLayerError, httpx.HTTPError, TimeoutError) as error:
+            raise _Unavailable(type(error).__name__) from error
+
+    # -- scores waiting for their log, or for PromptLayer ----------------------------------
 
     def on_landed(self, run_id: str, request_id: int) -> None:
         """Delivery listener: a run's log landed; apply the scores waiting for it."""
@@ -195,32 +275,84 @@ class FeedbackService:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def apply_pending(self, run_id: str, request_id: int) -> bool:
-        """Record the scores waiting for `run_id`; False (kept for later) if that failed."""
+    async def apply_pending(self, key: str, request_id: int) -> Outcome:
+        """Record the scores waiting under `key` (a run id, or `request:<id>`)."""
         if self.pending is None:
-            return True
-        scores = self.pending.scores(run_id)
+            return Outcome.APPLIED
+        scores = self.pending.scores(key)
         try:
             for score in scores:
-                await self.record(request_id, score)
+                await self._send(request_id, score)
+        except _Unavailable as error:
+            logger.info("feedback under %s: PromptLayer unavailable (%s), kept", key, error)
+            # Kept with its request id: after a restart the run's may not be known any more.
+            await self.pending.resolve(key, request_id)
+            return Outcome.KEPT
         except HTTPException as error:
-            if error.status_code == 503:
-                logger.info("feedback for run %s: PromptLayer unavailable, kept", run_id)
-                return False
-            logger.warning("feedback for run %s dropped: %s", run_id, error.detail)
-        await self.pending.done(run_id, scores)
-        return True
+            logger.warning("feedback under %s dropped: %s", key, error.detail)
+            await self.pending.done(key, scores)
+            return Outcome.DROPPED
+        await self.pending.done(key, scores)
+        return Outcome.APPLIED
 
-    async def retry_pending_forever(self, interval: float) -> None:
-        """Every `interval` s, apply waiting scores whose run's request id is now known."""
+    async def retry_pending(self) -> bool:
+        """Apply the waiting scores whose request id is known; drop those past the token
+        lifetime. True when PromptLayer was unavailable (the round stops there)."""
+        if self.pending is None:
+            return False
+        await self.pending.expire()
+        for key in self.pending.waiting_keys():
+            request_id = self._request_id_of(key)
+            if request_id is not None and await self.apply_pending(key, request_id) \
+                    is Outcome.KEPT:
+                return True
+        return False
+
+    def _request_id_of(self, key: str) -> int | None:
+        assert self.pending is not None
+        for score in self.pending.scores(key):
+            if score.request_id is not None:
+                return score.request_id
+        return self._lookup(key)  # a run id whose log has landed since
+
+    async def retry_pending_forever(self, interval: float, *, soonest: float = 1.0) -> None:
+        """Apply waiting scores: at once (those kept through a restart), then every
+        `interval` s; while PromptLayer is unavailable, after `soonest` s, doubling up to
+        `interval`."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time()
+        backoff = 0.0  # 0: PromptLayer took the last round
         while True:
-            await asyncio.sleep(interval)
-            if self.pending is None:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await self._kept.wait()
+            except TimeoutError:
+                failing = await self.retry_pending()
+                backoff = (min(backoff * 2, interval) if backoff else soonest) if failing else 0.0
+                deadline = loop.time() + (backoff or interval)
                 continue
-            for run_id in self.pending.run_ids():
-                request_id = self._lookup(run_id)
-                if request_id is not None:
-                    await self.apply_pending(run_id, request_id)
+            # A score was just kept for an outage: try again soon, not a whole interval later.
+            self._kept.clear()
+            deadline = min(deadline, loop.time() + (backoff or soonest))
+
+
+def _waiting(feedback: FeedbackIn, run_id: str | None, request_id: int | None) -> PendingScore:
+    return PendingScore(
+        run_id, feedback.name, feedback.score, feedback.comment, time.time(), request_id
+    )
+
+
+def _out(
+    feedback: FeedbackIn, run_id: str | None, request_id: int | None, *, pending: bool = False
+) -> FeedbackOut:
+    return FeedbackOut(
+        request_id=request_id,
+        name=feedback.name,
+        score=feedback.score,
+        comment_recorded=bool(feedback.comment),
+        run_id=run_id,
+        pending=pending,
+    )
 
 
 def _service(request: Request) -> FeedbackService:
@@ -229,15 +361,18 @@ def _service(request: Request) -> FeedbackService:
 
 
 def _presented_key(
-    authorization: Annotated[str | None, Header()] = None,
-    x_api_key: Annotated[str | None, Header()] = None,
+    request: Request,
+    authorization: Annotated[
+        str | None, Header(description="`Bearer <service API key>`")
+    ] = None,
+    x_api_key: Annotated[str | None, Header(description="A service API key.")] = None,
 ) -> str | None:
-    if authorization and authorization.lower().startswith("bearer "):
-        return authorization[7:].strip()
-    return x_api_key
+    # The two headers are declared for the schema only: app.keys reads them, as every key.
+    del authorization, x_api_key
+    return presented_key(request)
 
 
-router = APIRouter(tags=["feedback"])
+router = APIRouter(tags=["feedback"], route_class=_StrictBodyRoute)
 
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
@@ -251,15 +386,16 @@ _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 async def submit_feedback(
     feedback: FeedbackIn,
     service: Annotated[FeedbackService, Depends(_service)],
-    presented_key: Annotated[str | None, Depends(_presented_key)],
+    presented: Annotated[str | None, Depends(_presented_key)],
 ) -> Any:
     """Score a logged answer 0..100; the same (request, name) scored again keeps the last.
 
     By `run_id` (for an answer whose request id was null) the score is kept and answered
-    202 until the run's log lands, then applied.
+    202 until the run's log lands, then applied. When PromptLayer does not take a score
+    within a second (an outage), it is kept the same way and answered 202.
     """
     try:
-        service.authorize(feedback, presented_key)
+        service.authorize(feedback, presented)
         out = await service.submit(feedback)
     except HTTPException as error:
         count_feedback(_OUTCOMES.get(error.status_code, "rejected"))

@@ -52,7 +52,10 @@ _LATENCY = Histogram(
 )
 _LOGS_DELIVERED = Counter("promptserve_logs_delivered_total", "Request logs PromptLayer accepted.")
 _LOGS_FAILED = Counter(
-    "promptserve_logs_failed_total", "Request logs given up on (non-retryable or budget spent)."
+    "promptserve_logs_failed_total",
+    "Request logs lost, by reason: rejected_<status> (PromptLayer refused the log for its "
+    "content; the service's log says why) or dropped (queue full with no spool, or shutdown).",
+    ["reason"],
 )
 _LOGS_PENDING = Gauge(
     "promptserve_logs_pending",
@@ -61,7 +64,8 @@ _LOGS_PENDING = Gauge(
 )
 _FEEDBACK = Counter(
     "promptserve_feedback_total",
-    "Feedback submissions by outcome (recorded, rejected, unknown_request, failed).",
+    "Feedback submissions by outcome (recorded, pending: kept to apply later, rejected, "
+    "unknown_request, failed).",
     ["outcome"],
 )
 
@@ -89,9 +93,9 @@ def log_delivered() -> None:
     _LOGS_DELIVERED.inc()
 
 
-def log_failed() -> None:
-    """One request log was given up on."""
-    _LOGS_FAILED.inc()
+def log_failed(reason: str) -> None:
+    """One request log was lost, for `reason` (rejected_<status> or dropped)."""
+    _LOGS_FAILED.labels(reason).inc()
 
 
 def log_pending(delta: int) -> None:

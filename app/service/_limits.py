@@ -5,18 +5,31 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
+from promptserve import json_codec
+
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["BodySizeLimitMiddleware"]
 
-
-class _TooLarge(Exception):
-    pass
+# LangServe's `token_feedback` route (LangSmith's, never enabled here: it answers 400) is
+# parsed by FastAPI, whose validation answer cannot quote NaN, a lone surrogate or deep
+# nesting, and fails with a 500 instead. Until add_routes stops mounting it, its bodies are
+# read strictly here and refused with a 422 (the other chain routes: TracedEndpoint).
+_STRICT_SUFFIXES = ("/token_feedback",)
+_STRICT_DEPTH = 32
 
 
 class BodySizeLimitMiddleware:
-    """Answers 413 when a request body exceeds `max_bytes` (declared or streamed)."""
+    """Answers 413 when a request body exceeds `max_bytes` (declared or streamed).
+
+    A body without a Content-Length (chunked) is read here, up to `max_bytes`, before the
+    app runs, and replayed to it: refused mid-way inside the app, the refusal would reach
+    whatever reads the body (FastAPI answers "error parsing the body" 400 to any failure
+    there, the embedded backend's catch-all a 500), not the client as a 413. Bodies of
+    LangServe's `token_feedback` routes are read here too, and refused with a 422 unless they
+    are strict JSON (see `_STRICT_SUFFIXES`).
+    """
 
     def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
         """Wrap `app`."""
@@ -24,10 +37,11 @@ class BodySizeLimitMiddleware:
         self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Refuse oversize bodies; count chunked ones as they arrive."""
+        """Refuse oversize bodies; read chunked ones whole (within the limit) first."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        strict = scope["method"] == "POST" and scope["path"].endswith(_STRICT_SUFFIXES)
         for name, value in scope["headers"]:
             if name == b"content-length" and value.isdigit():
                 if int(value) > self.max_bytes:
@@ -35,43 +49,71 @@ class BodySizeLimitMiddleware:
                     return
                 # The server reads exactly the declared length (HTTP framing), so a body
                 # within it needs no counting; only chunked bodies do.
-                await self.app(scope, receive, send)
-                return
+                if not strict:
+                    await self.app(scope, receive, send)
+                    return
+                break
+        chunks: list[bytes] = []
         received = 0
-        started = False
-
-        async def counting_receive() -> Message:
-            nonlocal received
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise _TooLarge
-            return message
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, counting_receive, tracking_send)
-        except _TooLarge:
-            if not started:
+            if message["type"] != "http.request":
+                return  # the client went away mid-body: nobody to answer
+            chunk = message.get("body", b"")
+            received += len(chunk)
+            if received > self.max_bytes:
                 await self._refuse(send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        if strict and (problem := _strict_problem(body)) is not None:
+            await _send_json(send, 422, {"detail": [problem]})
+            return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
 
     async def _refuse(self, send: Send) -> None:
-        body = json.dumps(
-            {"message": f"request body is larger than {self.max_bytes} bytes"}
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
+        await _send_json(
+            send, 413, {"message": f"request body is larger than {self.max_bytes} bytes"}
         )
-        await send({"type": "http.response.body", "body": body})
+
+
+def _strict_problem(body: bytes) -> dict[str, object] | None:
+    """A FastAPI-style validation error for a body that is not strict JSON, else None."""
+    if not body.strip():
+        return None
+    try:
+        value = json_codec.loads_body(body, max_depth=_STRICT_DEPTH)
+    except json_codec.BodyError as error:
+        return {"type": "json_invalid", "loc": ["body"], "msg": str(error)}
+    if json_codec.may_hold_bad_chars(body):
+        where = json_codec.find_chars(value, json_codec.LONE_SURROGATE)
+        if where is not None:
+            return {"type": "string_unicode", "loc": ["body", *where],
+                    "msg": "must not contain unpaired surrogate characters"}
+    return None
+
+
+async def _send_json(send: Send, status: int, payload: dict[str, object]) -> None:
+    body = json.dumps(payload).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

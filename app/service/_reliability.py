@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from app.feedback._pending import PendingFeedback
 from app.feedback._routes import FeedbackService
+from app.keys import KeyRing
 from app.observability import metrics
 from app.service._guards import ApiKeyMiddleware
 from promptserve.tracing import LocalHandler, LogDelivery
@@ -27,6 +28,7 @@ __all__ = ["install_guards", "start_delivery", "start_feedback"]
 
 # Shutdown: how long in-flight logs may take before they are spooled instead.
 _FLUSH_SECONDS = 5.0
+# Waiting feedback is retried this often (from 1 s, doubling, while PromptLayer is down).
 _FEEDBACK_RETRY_SECONDS = 15.0
 
 
@@ -34,8 +36,7 @@ def install_guards(app: FastAPI, settings: Settings, chain_paths: Sequence[str])
     """API keys (if required) on every chain route; batch and stream limits are the
     routes' own (`promptserve.server.add_routes`)."""
     if settings.require_api_key:
-        keys = [key.get_secret_value() for key in settings.api_keys]
-        app.add_middleware(ApiKeyMiddleware, keys=keys, prefixes=chain_paths)
+        app.add_middleware(ApiKeyMiddleware, keys=KeyRing(settings.api_keys), prefixes=chain_paths)
 
 
 async def start_delivery(
@@ -72,7 +73,8 @@ async def start_feedback(
     delivery: LogDelivery,
     stack: contextlib.AsyncExitStack,
 ) -> FeedbackService:
-    """/feedback's service: scores by run id wait on disk and apply when the log lands."""
+    """/feedback's service: scores by run id wait on disk and apply when the log lands;
+    scores PromptLayer did not take in time (an outage) wait there too, and are retried."""
     pending = await asyncio.to_thread(
         PendingFeedback,
         settings.spool_dir / "feedback.jsonl",
@@ -80,7 +82,7 @@ async def start_feedback(
     )
     service = FeedbackService(
         tokens=tokens,
-        api_keys=settings.api_keys,
+        keys=KeyRing(settings.api_keys),
         client=client,
         runs=delivery.request_id_for_run,
         pending=pending,
@@ -94,10 +96,6 @@ async def start_feedback(
         with contextlib.suppress(asyncio.CancelledError):
             await retry
 
+    # Its first round, at once, applies the scores kept through a restart.
     stack.push_async_callback(stop_retry)
-    # Scores that waited through a restart for a log that landed before it.
-    for run_id in pending.run_ids():
-        request_id = delivery.request_id_for_run(run_id)
-        if request_id is not None:
-            service.on_landed(run_id, request_id)
     return service

@@ -10,6 +10,14 @@ middleware slot, `Route.app`), so it sees exactly the routes `add_routes` mounte
   endpoint's stock client already reads (see `_id_event`).
 A model answer that misses its prompt's schema (`ModelOutputError`) answers 502 with the
 reason, on invoke and batch, and as the stream's error event.
+
+Before LangServe sees a body, it is read once here and refused with a 422 naming the problem
+(`input_problem`) when LangServe would fail on it with a 500 or a cut stream: bytes that are
+not UTF-8, JSON its parser recurses too deep on or that it cannot write back (NaN, numbers
+past a double, lone surrogates, which no model client can send either), a body that is not
+an object, batch `inputs` that are not a list or a `config` that is neither an object nor a
+list of them. The body is then replayed to LangServe untouched. NUL characters are let
+through: a model takes them, and their log is sanitised (promptserve.tracing._sanitize).
 """
 
 from __future__ import annotations
@@ -28,11 +36,70 @@ from promptserve.server._trace import TRACE_SCOPE_KEY, RequestTrace
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["REQUEST_ID_HEADER", "TracedEndpoint", "run_summary"]
+__all__ = ["MAX_INPUT_DEPTH", "REQUEST_ID_HEADER", "TracedEndpoint", "input_problem", "run_summary"]
 
 REQUEST_ID_HEADER = b"x-promptlayer-request-id"
 _END_EVENT = b"event: end"
 _ERROR_EVENT = b"event: error"
+
+MAX_INPUT_DEPTH = 100
+"""How deeply a chain body may nest. LangServe's serializer (orjson) stops at 255 levels, and
+the answer and its log wrap the input in a few more; no chain input comes close to 100."""
+
+
+def input_problem(endpoint: str, raw: bytes) -> dict[str, Any] | None:
+    """Why LangServe must not be given the body `raw` of `endpoint`, as a FastAPI-style
+    validation error (`{"type", "loc", "msg"}`); None when it may."""
+    try:
+        body = json_codec.loads_body(raw, max_depth=MAX_INPUT_DEPTH)
+    except json_codec.BodyError as error:
+        return _problem("json_invalid", [], str(error))
+    if not isinstance(body, dict):
+        return _problem("model_type", [], "request body must be a JSON object")
+    if json_codec.may_hold_bad_chars(raw):
+        where = json_codec.find_chars(body, json_codec.LONE_SURROGATE)
+        if where is not None:
+            return _problem("string_unicode", where, "holds an unpaired surrogate (\\ud800-"
+                            "\\udfff escape without its pair): not text a model can be sent")
+    if endpoint == "batch":
+        if "inputs" in body and not isinstance(body["inputs"], list):
+            return _problem("list_type", ["inputs"], "inputs must be a list")
+        config = body.get("config")
+        if config is not None and not isinstance(config, dict) and not (
+                isinstance(config, list) and all(isinstance(c, dict) for c in config)):
+            return _problem("dict_type", ["config"],
+                            "config must be an object or a list of objects, one per input")
+    return None
+
+
+def _problem(kind: str, where: list[str | int], message: str) -> dict[str, Any]:
+    return {"type": kind, "loc": ["body", *where], "msg": message}
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    """The whole request body; None if the client went away first."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _replaying(body: bytes, receive: Receive) -> Receive:
+    """`receive` that first hands out `body` again (then waits for the disconnect)."""
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
 
 
 async def run_summary(
@@ -93,6 +160,15 @@ class TracedEndpoint:
         if scope["type"] != "http" or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
+        body = await _read_body(receive)
+        if body is None:
+            return  # the client went away before sending its body
+        problem = input_problem(self.endpoint, body)
+        if problem is not None:
+            for message in _json_response(422, {"detail": [problem]}):
+                await send(message)
+            return
+        receive = _replaying(body, receive)
         trace = RequestTrace(endpoint=self.endpoint)
         scope[TRACE_SCOPE_KEY] = trace
         rewriter: _JsonRewriter | _StreamRewriter

@@ -2,6 +2,11 @@
 
 Nothing here does I/O or keeps state; the handler calls these from inside callbacks, so they
 must be cheap and must tolerate odd input (unknown message types, non-JSON values).
+
+Two steps. `chat_input`, `chat_output`, ... convert faithfully: LangChain's standard blocks
+become PromptLayer's, anything else passes through as sent. `hosted_blueprint`
+(`_hosted_blueprint`, re-exported here) then makes a blueprint fit the hosted PromptLayer's
+`LogRequest` schema, mapping or dropping (with notes) what it would refuse.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from langchain_core.messages import (
     AIMessage,
@@ -23,19 +29,36 @@ from langchain_core.messages import (
 )
 from langchain_core.outputs import ChatGeneration, LLMResult
 
+from promptserve.tracing._hosted_blueprint import (
+    DROPPED_KEY,
+    MAX_TAG,
+    hosted_blueprint,
+    hosted_tags,
+    iso_time,
+    notes_text,
+    thinking_block,
+)
 from promptserve.tracing._types import Blueprint
 
 __all__ = [
+    "DROPPED_KEY",
+    "MAX_TAG",
+    "api_type",
     "chat_input",
     "chat_output",
     "completion_input",
     "completion_output",
     "empty_output",
     "function_name",
+    "hosted_blueprint",
+    "hosted_tags",
+    "iso_time",
     "message_to_blueprint",
+    "notes_text",
     "parameters",
     "provider_and_model",
     "stringify_variable",
+    "thinking_block",
     "token_usage",
 ]
 
@@ -94,9 +117,7 @@ def _content_part(part: Any) -> dict[str, Any] | None:
         mime = part.get("mime_type", "image/png")
         return {"type": "image_url", "image_url": {"url": f"data:{mime};base64,{part['base64']}"}}
     if kind in ("reasoning", "thinking"):
-        thinking = part.get("reasoning", part.get("thinking", ""))
-        return {"type": "thinking", "thinking": str(thinking),
-                "signature": part.get("signature")}
+        return thinking_block(part)
     if kind in ("tool_use", "tool_call", "tool_call_chunk", "function_call"):
         return None  # carried by the message's tool_calls instead
     return dict(_jsonable(part))
@@ -152,6 +173,9 @@ def message_to_blueprint(message: BaseMessage) -> dict[str, Any]:
             out["tool_calls"] = calls
             # An assistant turn that only calls tools has no text; drop the empty block.
             out["content"] = [b for b in out["content"] if b != _text("")]
+        refusal = message.additional_kwargs.get("refusal")  # OpenAI chat completions
+        if isinstance(refusal, str) and refusal:
+            out["content"].append({"type": "refusal", "refusal": refusal})
         legacy = message.additional_kwargs.get("function_call")
         if legacy:
             out["function_call"] = _jsonable(legacy)
@@ -238,18 +262,43 @@ def _provider_from_serialized(serialized: Mapping[str, Any] | None) -> str | Non
     return None
 
 
+# LangChain's provider names (`ls_provider`, module names) → PromptLayer's.
+_PROVIDERS = {
+    "azure": "openai.azure", "azure_openai": "openai.azure", "google_genai": "google",
+    "google_vertexai": "vertexai", "vertex_ai": "vertexai", "mistralai": "mistral",
+    "amazon_bedrock": "amazon.bedrock", "bedrock": "amazon.bedrock",
+    "bedrock_converse": "amazon.bedrock", "anthropic_bedrock": "anthropic.bedrock",
+}
+# Hosts of OpenAI-compatible APIs PromptLayer names as providers of their own.
+_HOSTS = ((".openai.azure.com", "openai.azure"), (".cognitiveservices.azure.com", "openai.azure"),
+          ("openrouter.ai", "openrouter"))
+
+
+def _provider_of_host(serialized: Mapping[str, Any] | None) -> str | None:
+    """openai.azure or openrouter for an OpenAI client pointed at their API, else None."""
+    kwargs = (serialized or {}).get("kwargs") or {}
+    url = kwargs.get("openai_api_base") or kwargs.get("base_url") or kwargs.get("azure_endpoint")
+    if not isinstance(url, str):
+        return None
+    host = (urlsplit(url).hostname or "").lower()
+    return next((p for suffix, p in _HOSTS
+                 if host == suffix.lstrip(".") or host.endswith(suffix)), None)
+
+
 def provider_and_model(
     serialized: Mapping[str, Any] | None,
     invocation_params: Mapping[str, Any] | None,
     metadata: Mapping[str, Any] | None = None,
 ) -> tuple[str, str]:
-    """PromptLayer provider and model name of an LLM run."""
+    """PromptLayer provider and model name of an LLM run: the provider of the client in use
+    (PromptLayer's names: openai, openai.azure, openrouter, anthropic, google, ...)."""
     params = invocation_params or {}
     meta = metadata or {}
     kwargs = (serialized or {}).get("kwargs") or {}
     provider = meta.get("ls_provider") or _provider_from_serialized(serialized)
-    if provider in ("azure", "azure_openai"):
-        provider = "openai.azure"
+    provider = _PROVIDERS.get(str(provider), provider)
+    if provider == "openai":
+        provider = _provider_of_host(serialized) or provider
     if not provider:
         provider = str(params.get("_type") or "langchain")
     model = (
@@ -303,3 +352,52 @@ def stringify_variable(value: Any) -> str:
         return json.dumps(_jsonable(value), ensure_ascii=False)
     except (TypeError, ValueError):
         return str(value)
+
+
+# -- provider and API ----------------------------------------------------------------------
+
+
+def api_type(
+    provider: str, serialized: Mapping[str, Any] | None,
+    invocation_params: Mapping[str, Any] | None,
+) -> str | None:
+    """The PromptLayer api_type of a call: which API of its provider the client used."""
+    if provider in ("openai", "openai.azure", "openrouter"):
+        return "responses" if _uses_responses_api(serialized, invocation_params) else (
+            "chat-completions")
+    if provider in ("anthropic", "anthropic.bedrock"):
+        return "messages"
+    if provider in ("google", "vertexai"):
+        return "generate-content"
+    if provider == "amazon.bedrock":
+        name = _class_name(serialized)
+        return "converse" if "Converse" in name else "invoke-model"
+    return None
+
+
+_RESPONSES_ONLY = frozenset({"context_management", "include", "previous_response_id",
+                             "reasoning", "text", "truncation"})
+
+
+def _uses_responses_api(
+    serialized: Mapping[str, Any] | None, invocation_params: Mapping[str, Any] | None
+) -> bool:
+    """Whether ChatOpenAI sent this call to the Responses API (its own rules, from what the
+    callback sees: the model's settings and the call's parameters)."""
+    kwargs = (serialized or {}).get("kwargs") or {}
+    params = invocation_params or {}
+    explicit = kwargs.get("use_responses_api", params.get("use_responses_api"))
+    if isinstance(explicit, bool):
+        return explicit
+    if kwargs.get("output_version") == "responses/v1" or kwargs.get("use_previous_response_id"):
+        return True
+    if any(kwargs.get(k) is not None for k in _RESPONSES_ONLY) or _RESPONSES_ONLY & set(params):
+        return True
+    tools = params.get("tools")
+    return isinstance(tools, list) and any(
+        isinstance(t, Mapping) and "type" in t and t["type"] != "function" for t in tools)
+
+
+def _class_name(serialized: Mapping[str, Any] | None) -> str:
+    ident = (serialized or {}).get("id")
+    return str(ident[-1]) if isinstance(ident, list) and ident else ""

@@ -54,8 +54,9 @@ class DeliveryMetrics(Protocol):
     def log_delivered(self) -> None:
         """One log reached PromptLayer."""
 
-    def log_failed(self) -> None:
-        """One log was given up on."""
+    def log_failed(self, reason: str) -> None:
+        """One log was given up on, for `reason`: `dropped` (no spool, queue full or
+        shutdown) or `rejected_<status>` (PromptLayer refused it for its content)."""
 
 
 class _NoMetrics:
@@ -65,7 +66,7 @@ class _NoMetrics:
     def log_delivered(self) -> None:
         return None
 
-    def log_failed(self) -> None:
+    def log_failed(self, reason: str) -> None:
         return None
 
 
@@ -169,14 +170,16 @@ class LogDelivery:
         self._call_in_loop(loop, self._enqueue, item)
         return future
 
-    def _count(self, outcome: str, *, pending: bool = True) -> None:
+    def _count(self, outcome: str, *, pending: bool = True, reason: str = "dropped") -> None:
         """One log settled for good: delivered, rejected by PromptLayer, or dropped;
         `pending=False` for a spooled log (no longer counted as pending)."""
         self._counters[outcome] += 1
         if pending:
             self._metrics.log_pending(-1)
-        (self._metrics.log_delivered if outcome == "delivered_total"
-         else self._metrics.log_failed)()
+        if outcome == "delivered_total":
+            self._metrics.log_delivered()
+        else:
+            self._metrics.log_failed(reason)
 
     def spawn(self, coro: Coroutine[Any, Any, T]) -> asyncio.Future[T]:
         """Run `coro` as a tracked background task on the delivery loop (thread-safe)."""
@@ -372,10 +375,13 @@ class LogDelivery:
         elif may_heal:
             self._give_up(item, "PromptLayer did not answer within the retry budget")
         else:
+            # Only a log no store can hold gets here (the backend stores what it can of the
+            # rest): its reason goes to the log (the poster's line for a log posted alone)
+            # and, by status, to the metrics.
             if isinstance(answer, dict) and "message" in answer:
                 logger.warning("log %s refused by PromptLayer (HTTP %s): %s",
                                item.idempotency_key, status, str(answer["message"])[:200])
-            self._count("rejected_total")
+            self._count("rejected_total", reason=f"rejected_{status}")
             _settle(item.future, None)
 
     # -- landings, and the run-id lookup feedback uses -------------------------------------

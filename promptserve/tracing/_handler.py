@@ -23,7 +23,8 @@ from promptserve.tracing._delivery import LogDelivery
 from promptserve.tracing._errors import error_message, error_type
 from promptserve.tracing._links import link_of
 from promptserve.tracing._runs import LLMCall, RunTree, as_uuid
-from promptserve.tracing._structured import schema_problem
+from promptserve.tracing._sanitize import sanitised
+from promptserve.tracing._structured import OUTPUT_SCHEMA_ERROR, schema_problem
 from promptserve.tracing._types import LogBody, PromptRef
 
 __all__ = ["PromptLayerTracer", "prompt_tags"]
@@ -244,9 +245,10 @@ class PromptLayerTracer(AsyncCallbackHandler):
                 body = self._body(run_id, node.parent_id, node.root_id, call, output, tokens)
                 problem = schema_problem(call.invocation_params, response)
                 if problem is not None:
-                    # The model answered, but not in the shape it was asked for.
-                    body.update(status="ERROR", error_type="OutputSchemaError",
-                                error_message=problem)
+                    # The model answered, but not in the shape it was asked for. The
+                    # hosted error_type set has no such kind: UNKNOWN_ERROR, named in the text.
+                    body.update(status="ERROR", error_type="UNKNOWN_ERROR",
+                                error_message=f"{OUTPUT_SCHEMA_ERROR}: {problem}")
                 self._submit(run_id, node.root_id, body)
         except Exception:
             logger.exception("PromptLayer tracer: on_llm_end failed")
@@ -295,6 +297,10 @@ class PromptLayerTracer(AsyncCallbackHandler):
                                                 call.metadata)
         blueprint = (bp.chat_input(call.messages, call.invocation_params) if call.kind == "chat"
                      else bp.completion_input(call.prompt))
+        # The hosted PromptLayer refuses a whole log over one part its schema lacks: map or
+        # drop such parts here and say so in the metadata (_hosted_blueprint).
+        blueprint, dropped = bp.hosted_blueprint(blueprint, "input", provider)
+        output, dropped_out = bp.hosted_blueprint(output, "output", provider)
         metadata = {**self._metadata, "_langchain_run_id": str(run_id),
                     "_langchain_root_run_id": str(root_id)}
         if parent_id is not None:
@@ -310,14 +316,19 @@ class PromptLayerTracer(AsyncCallbackHandler):
             prompt = self._prompt
             variables = (self._tree.input_variables(root_id, prompt.input_variable_names)
                          if prompt else {})
-        # Every key the SDK's async log_request sends, in its order (contract §2.1).
+        tags, cut = bp.hosted_tags(tags)
+        notes = [*dropped, *dropped_out, *cut]
+        if notes:
+            metadata[bp.DROPPED_KEY] = bp.notes_text(notes)
+        # The keys of the SDK's log_request (contract §2.1) plus api_type, in its order; times
+        # as the ISO text the hosted schema asks for.
         return {
             "provider": provider,
             "model": model,
             "input": blueprint,
             "output": output,
-            "request_start_time": call.started,
-            "request_end_time": time.time(),
+            "request_start_time": bp.iso_time(call.started),
+            "request_end_time": bp.iso_time(time.time()),
             "parameters": bp.parameters(call.invocation_params),
             "tags": tags,
             "metadata": metadata,
@@ -330,12 +341,14 @@ class PromptLayerTracer(AsyncCallbackHandler):
             "function_name": bp.function_name(call.serialized, call.name),
             "score": 0,
             "prompt_id": prompt.template_id if prompt else None,
+            "api_type": bp.api_type(provider, call.serialized, call.invocation_params),
             "status": "SUCCESS",
             "error_type": None,
             "error_message": None,
         }
 
     def _submit(self, run_id: UUID, root_id: UUID, body: LogBody) -> None:
+        body = sanitised(body)  # NUL/lone surrogates → U+FFFD: no store refuses the log
         future = self._delivery.submit(body, idempotency_key=str(run_id))
         self._requests.setdefault(root_id, []).append(future)
         self._submitted(run_id, future)

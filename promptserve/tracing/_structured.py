@@ -16,7 +16,12 @@ from typing import Any
 import jsonschema_rs
 from langchain_core.outputs import ChatGeneration, LLMResult
 
-__all__ = ["answer_problem", "json_schema_of", "schema_problem", "validator_for"]
+__all__ = ["OUTPUT_SCHEMA_ERROR", "answer_problem", "json_schema_of", "schema_problem",
+           "validator_for"]
+
+OUTPUT_SCHEMA_ERROR = "OutputSchemaError"
+"""How a log's error_message begins when the answer missed its schema (error_type is the
+hosted set's UNKNOWN_ERROR: the set has no kind for it)."""
 
 
 def json_schema_of(response_format: Any) -> Mapping[str, Any] | None:

@@ -2,13 +2,15 @@
 
 Validation errors answer 400, never FastAPI's 422: the sync SDK treats anything but 400 on
 publish as success, and one status for bad input everywhere is easier on clients.
+
+Bodies are read strictly (`promptserve.json_codec.loads_body`): UTF-8 only, at most
+`MAX_DEPTH` levels deep (checked before parsing; deeper ones failed the store's serializer
+with a 500), no NaN/Infinity or numbers past a double. NUL and lone surrogates are refused
+in any string, keys included, since no database stores them.
 """
 
 from __future__ import annotations
 
-import hmac
-import json
-import re
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -16,15 +18,19 @@ from fastapi import Request
 from pydantic import BaseModel, ValidationError
 
 from app.backend.errors import BadRequest, Unauthorized
+from app.keys import KeyRing, presented_key
+from promptserve import json_codec
 
 if TYPE_CHECKING:
     from app.backend.store import Store
 
 __all__ = [
+    "MAX_DEPTH",
     "api_key_of",
     "authenticated_body",
     "check_header_key",
     "check_text",
+    "key_ring_of",
     "may_hold_unstorable",
     "refuse_unstorable",
     "store_of",
@@ -34,6 +40,11 @@ __all__ = [
 
 M = TypeVar("M", bound=BaseModel)
 
+MAX_DEPTH = 200
+"""How deeply a body may nest: the service's chain inputs stop at 100 levels
+(promptserve.server._responses), and a log or a batch of them wraps one in a few more; the
+store writes JSON with orjson, which stops at 255."""
+
 
 def api_key_of(request: Request) -> str:
     """The key this backend accepts (kept on app.state by the factory)."""
@@ -41,26 +52,27 @@ def api_key_of(request: Request) -> str:
     return key
 
 
-def _matches(given: object, expected: str) -> bool:
-    return isinstance(given, str) and hmac.compare_digest(
-        given.encode("utf-8", "surrogatepass"), expected.encode()
-    )
+def key_ring_of(request: Request) -> KeyRing:
+    """The ring holding the backend's key (app.keys compares every key the same way)."""
+    ring: KeyRing = request.app.state.backend_key_ring
+    return ring
 
 
 def check_header_key(request: Request) -> None:
     """Raise 401 unless the X-API-KEY header carries the key."""
-    if not _matches(request.headers.get("x-api-key"), api_key_of(request)):
+    if not key_ring_of(request).allows(presented_key(request, bearer=False)):
         raise Unauthorized("missing or invalid API key (send the X-API-KEY header)")
 
 
 async def authenticated_body(request: Request, *, whole: bool = True) -> dict[str, Any]:
     """The JSON object body, after checking the key in X-API-KEY or the body's `api_key`.
 
-    `whole=False` leaves the NUL/surrogate check to the caller, for bodies holding parts
-    that are accepted or refused one by one (the log batch).
+    `whole=False` leaves the NUL/surrogate check of each `requests[i].body` to the caller,
+    for the log batch, whose logs are accepted or refused one by one; the rest of the body
+    (the envelope, the idempotency keys) is checked here.
     """
-    expected = api_key_of(request)
-    header_ok = _matches(request.headers.get("x-api-key"), expected)
+    ring = key_ring_of(request)
+    header_ok = ring.allows(presented_key(request, bearer=False))
     raw = await request.body()
     try:
         body = _decode(raw)
@@ -68,9 +80,8 @@ async def authenticated_body(request: Request, *, whole: bool = True) -> dict[st
         if not header_ok:
             raise Unauthorized("missing or invalid API key") from exc
         raise _invalid_json(exc) from exc
-    if whole:
-        _refuse_unstorable(raw, body)
-    if not header_ok and not (isinstance(body, dict) and _matches(body.get("api_key"), expected)):
+    _refuse_unstorable(raw, body, whole=whole)
+    if not header_ok and not (isinstance(body, dict) and ring.allows(body.get("api_key"))):
         raise Unauthorized("missing or invalid API key (X-API-KEY header or body api_key)")
     return _require_object(body)
 
@@ -82,8 +93,7 @@ def parse_object(raw: bytes, *, whole: bool = True) -> dict[str, Any]:
         body = _decode(raw)
     except _DECODE_ERRORS as exc:
         raise _invalid_json(exc) from exc
-    if whole:
-        _refuse_unstorable(raw, body)
+    _refuse_unstorable(raw, body, whole=whole)
     return _require_object(body)
 
 
@@ -91,29 +101,48 @@ _DECODE_ERRORS = (ValueError, UnicodeDecodeError, RecursionError)
 
 
 def _decode(raw: bytes) -> Any:
-    return json.loads(raw, parse_constant=_reject_constant) if raw.strip() else {}
+    return json_codec.loads_body(raw, max_depth=MAX_DEPTH) if raw.strip() else {}
 
 
 def _invalid_json(exc: Exception) -> BadRequest:
+    if isinstance(exc, json_codec.BodyError):
+        return BadRequest(str(exc))
     return BadRequest(f"request body is not valid JSON: {exc}")
 
 
-def _refuse_unstorable(raw: bytes, body: Any) -> None:
+def _refuse_unstorable(raw: bytes, body: Any, *, whole: bool) -> None:
     # Databases cannot store NUL or lone surrogates in text (PostgreSQL refuses NUL; UTF-8
     # cannot encode a lone surrogate): a cheap byte test first, the exact walk only if needed.
-    if may_hold_unstorable(raw):
+    if not may_hold_unstorable(raw):
+        return
+    if whole or not isinstance(body, dict):
         refuse_unstorable(body)
+        return
+    # The log batch: everything but each entry's body, which is judged with its entry.
+    entries = body.get("requests")
+    refuse_unstorable({k: v for k, v in body.items() if k != "requests"})
+    if isinstance(entries, list):
+        for index, entry in enumerate(entries):
+            parts = ({k: v for k, v in entry.items() if k != "body"}
+                     if isinstance(entry, dict) else entry)
+            refuse_unstorable(parts, where=["requests", index])
+    else:
+        refuse_unstorable(entries, where=["requests"])
 
 
 def may_hold_unstorable(raw: bytes) -> bool:
     """Whether a raw body may hold NUL or a lone surrogate (cheap; False is certain)."""
-    return _SUSPECT_ESCAPE.search(raw) is not None
+    return json_codec.may_hold_bad_chars(raw)
 
 
-def refuse_unstorable(value: Any) -> None:
-    """BadRequest if `value` holds NUL or a lone surrogate anywhere."""
-    if _has_bad_char(value):
-        raise BadRequest("request body must not contain NUL or unpaired surrogate characters")
+def refuse_unstorable(value: Any, *, where: list[str | int] | None = None) -> None:
+    """BadRequest if `value` (found at `where` in the body) holds NUL or a lone surrogate
+    in any string or key; the message says where."""
+    found = json_codec.find_chars(value, json_codec.UNSTORABLE)
+    if found is not None:
+        place = json_codec.location([*(where or []), *found])
+        raise BadRequest("request body must not contain NUL or unpaired surrogate characters "
+                         f"(found in {place})")
 
 
 def _require_object(body: Any) -> dict[str, Any]:
@@ -122,36 +151,10 @@ def _require_object(body: Any) -> dict[str, Any]:
     return body
 
 
-def _reject_constant(name: str) -> None:
-    # NaN/Infinity are not JSON; PostgreSQL's json type refuses them too.
-    raise ValueError(f"{name} is not a valid JSON value")
-
-
-_SUSPECT_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
-_BAD_CHAR = re.compile("[\x00\ud800-\udfff]")
-
-
-def _has_bad_char(value: Any) -> bool:
-    if isinstance(value, str):
-        return _BAD_CHAR.search(value) is not None
-    if isinstance(value, dict):
-        return any(_has_bad_char(k) or _has_bad_char(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_bad_char(v) for v in value)
-    return False
-
-
 def check_text(value: str | None, field: str) -> None:
     """Raise 400 when a path or query value holds a NUL character (PostgreSQL refuses it)."""
     if value is not None and "\x00" in value:
         raise BadRequest(f"{field} must not contain NUL characters")
-
-
-def _location(loc: tuple[int | str, ...]) -> str:
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text or "body"
 
 
 def validate(model: type[M], body: dict[str, Any]) -> M:
@@ -159,8 +162,11 @@ def validate(model: type[M], body: dict[str, Any]) -> M:
     try:
         return model.model_validate(body)
     except ValidationError as exc:
-        problems = [f"{_location(e['loc'])}: {e['msg']}" for e in exc.errors()[:5]]
-        raise BadRequest("; ".join(problems)) from exc
+        problems = [f"{json_codec.location(list(e['loc']))}: {e['msg']}"
+                    for e in exc.errors()[:5]]
+        # Keys of the body name the fields: never a lone surrogate in an answer.
+        message = json_codec.LONE_SURROGATE.sub("\ufffd", "; ".join(problems))
+        raise BadRequest(message) from exc
 
 
 def utcnow() -> datetime:

@@ -10,6 +10,16 @@ Choices the contract leaves open:
   rather than refusing the log, for the same reason.
 - `Idempotency-Key` (our extension): a repeat with the same key answers the first id (201)
   and stores nothing new, so a retried delivery cannot duplicate a request.
+- Every log is fitted to the hosted PromptLayer's `LogRequest` schema
+  (`promptserve.tracing._hosted_schema`) before it is validated: what the hosted service
+  would refuse the whole log for (a content block or tool it lacks, a tag over 512
+  characters, a metadata value that is not text, an out-of-range optional field) is removed,
+  the rest stored, and the log says so: metadata `promptserve_stored_without` lists what was
+  removed, and a warning names the log (extras `hosted_schema_removed`, `langchain_run_id`;
+  the test suite fails a test whose traced logs got one). Only a log that cannot be stored at
+  all (no provider, model or times; a value the database cannot hold) is refused with 400,
+  which the delivery counts as rejected and logs with this reason. Epoch-second times stay
+  accepted, as the hosted service takes those its SDK sends.
 - `POST /log-request/batch` (our extension): up to 1,000 /log-request bodies, each with its
   idempotency key, in one call. Each log is checked and stored as /log-request would, and
   answered on its own with what /log-request would answer (`{"status_code", "body"}`), in
@@ -57,17 +67,23 @@ from app.backend.store.requests import (
     version_blueprint,
 )
 from promptserve import json_codec
+from promptserve.tracing._hosted_schema import Unfit, fit
 
 if TYPE_CHECKING:
     from app.backend.store import Store
 
-__all__ = ["ingest_log", "ingest_log_batch", "router", "store_log"]
+__all__ = ["STORED_WITHOUT_KEY", "checked_log", "ingest_log", "ingest_log_batch", "router",
+           "store_log"]
 
 logger = logging.getLogger(__name__)
 
 router = APIRouter()
 
 _MAX_ERROR_MESSAGE = 1024
+_MAX_NOTE = 1024
+
+STORED_WITHOUT_KEY = "promptserve_stored_without"
+"""Metadata key of a stored log that lists what was removed to fit the hosted schema."""
 
 
 def _idempotency_key(request: Request) -> str | None:
@@ -86,8 +102,9 @@ def _truncate(message: str | None) -> str | None:
 @router.post("/log-request", status_code=201)
 async def log_request(request: Request) -> JSONResponse:
     """Store one LLM request; answer its id (201)."""
-    body = validate(LogRequestBody, await authenticated_body(request))
-    answer = await store_log(store_of(request), body, _idempotency_key(request))
+    key = _idempotency_key(request)
+    body = checked_log(await authenticated_body(request), key)
+    answer = await store_log(store_of(request), body, key)
     return JSONResponse(answer, status_code=201)
 
 
@@ -119,7 +136,8 @@ async def _store_each(
         try:
             if check_chars:
                 refuse_unstorable(entry.body)
-            valid.append((index, validate(LogRequestBody, entry.body), entry.idempotency_key))
+            valid.append((index, checked_log(entry.body, entry.idempotency_key),
+                          entry.idempotency_key))
         except ApiError as error:
             answers[index] = {"status_code": error.status, "body": {"message": error.message}}
     links = await _prompt_links(store, [body for _, body, _ in valid])
@@ -173,8 +191,33 @@ async def ingest_log(store: Store, payload: Any, idempotency_key: str | None) ->
     """
     # Encoded as the HTTP path's poster encodes it (promptserve.json_codec), so both paths
     # accept and refuse the same bodies.
-    body = validate(LogRequestBody, parse_object(json_codec.dumps(payload)))
+    body = checked_log(parse_object(json_codec.dumps(payload)), idempotency_key)
     return await store_log(store, body, idempotency_key)
+
+
+def checked_log(payload: dict[str, Any], idempotency_key: str | None = None) -> LogRequestBody:
+    """A /log-request body as it is stored: without the parts the hosted schema refuses
+    (named in its metadata and in a warning), then validated; BadRequest when it cannot be
+    stored at all."""
+    try:
+        fitted = fit(payload)
+    except Unfit as error:
+        # What the hosted schema cannot do without is what validation refuses too: answer
+        # validation's reasons, as before this check.
+        validate(LogRequestBody, payload)
+        raise BadRequest(f"the log cannot be stored: {error}") from error
+    body = validate(LogRequestBody, fitted.body)
+    if fitted.removed:
+        note = "; ".join(fitted.removed)
+        body.metadata[STORED_WITHOUT_KEY] = (
+            note if len(note) <= _MAX_NOTE else note[: _MAX_NOTE - 1] + "…")
+        run_id = body.metadata.get("_langchain_run_id")
+        logger.warning(
+            "log %s does not fit the hosted PromptLayer schema; stored without: %s",
+            idempotency_key or run_id or "(no key)", note,
+            extra={"hosted_schema_removed": list(fitted.removed), "langchain_run_id": run_id},
+        )
+    return body
 
 
 async def store_log(

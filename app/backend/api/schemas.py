@@ -124,7 +124,9 @@ class PublishBody(_Body):
 
 
 class LogRequestBody(_Body):
-    """POST /log-request."""
+    """POST /log-request, after `checked_log` (app.backend.api.requests) has cut it to the
+    hosted LogRequest schema: what is left over to refuse here is what no store can hold
+    (values past the columns' ranges, empty provider or model, unreadable times)."""
 
     provider: Annotated[str, StringConstraints(min_length=1)]
     model: Annotated[str, StringConstraints(min_length=1)]

@@ -14,7 +14,7 @@ import time
 
 from fastapi import Request, Response
 
-from app.backend.api._http import api_key_of
+from app.backend.api._http import api_key_of, key_ring_of
 from app.backend.errors import Unauthorized
 
 __all__ = [
@@ -49,9 +49,9 @@ def cookie_path(request: Request) -> str:
     return root.rstrip("/") + "/"
 
 
-def check_key(request: Request, given: str) -> bool:
-    """Whether `given` is the backend key (constant time)."""
-    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), api_key_of(request).encode())
+def check_key(request: Request, given: object) -> bool:
+    """Whether `given` is the backend key (constant time; False for a non-string)."""
+    return key_ring_of(request).allows(given)
 
 
 def _valid_session(request: Request, token: str) -> bool:

@@ -177,7 +177,8 @@ def test_misfit_answer_is_502_and_logged_as_an_error(service: Service) -> None:
     rows = eventually(lambda: _misfit_rows(service) if len(_misfit_rows(service)) > len(before)
                       else None)
     newest = service.stored_request(max(rows))
-    assert newest["status"] == "ERROR" and newest["error_type"] == "OutputSchemaError"
+    assert newest["status"] == "ERROR" and newest["error_type"] == "UNKNOWN_ERROR"
+    assert newest["error_message"].startswith("OutputSchemaError: ")
     assert "does not fit the schema" in newest["error_message"]
 
 

@@ -86,10 +86,11 @@ async def test_the_tracer_logs_an_answer_missing_its_schema_as_an_error() -> Non
         await chain.ainvoke("Ann is great", {"callbacks": [tracer]})
     fits, misses, words = delivery.bodies
     assert (fits["status"], fits["error_type"], fits["error_message"]) == ("SUCCESS", None, None)
-    assert (misses["status"], misses["error_type"]) == ("ERROR", "OutputSchemaError")
-    assert misses["error_message"].startswith("the model's answer does not fit the schema")
+    assert (misses["status"], misses["error_type"]) == ("ERROR", "UNKNOWN_ERROR")
+    assert misses["error_message"].startswith(
+        "OutputSchemaError: the model's answer does not fit the schema")
     assert "sentiment" in misses["error_message"]
-    assert (words["status"], words["error_type"]) == ("ERROR", "OutputSchemaError")
+    assert (words["status"], words["error_type"]) == ("ERROR", "UNKNOWN_ERROR")
     assert "not JSON" in words["error_message"]
     # The answer is still logged: the registry's history shows what the model said.
     (message,) = misses["output"]["messages"]
@@ -109,7 +110,7 @@ async def test_a_registry_prompts_call_is_logged_against_its_schema() -> None:
     with pytest.raises(ModelOutputError):
         await prompt.structured().ainvoke({"text": "Ann"}, {"callbacks": [tracer]})
     (body,) = delivery.bodies
-    assert (body["status"], body["error_type"]) == ("ERROR", "OutputSchemaError")
+    assert (body["status"], body["error_type"]) == ("ERROR", "UNKNOWN_ERROR")
     assert (body["prompt_name"], body["prompt_version_number"]) == ("extract", 5)
     assert body["prompt_input_variables"] == {"text": "Ann"}
 

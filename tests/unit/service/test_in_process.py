@@ -50,11 +50,24 @@ async def test_what_http_would_refuse_is_refused_and_not_retried(tmp_path: Path)
         handler = in_process_handlers(backend)["/log-request"]
         for bad in (
             {**BODY, "model": None},
-            {**BODY, "metadata": {"k": 1}},
+            {**BODY, "request_start_time": "yesterday"},
             {**BODY, "model": "nul\x00"},
         ):
             result = await handler(bad, {})
             assert result.status == 400 and not result.ok and not result.transient
+
+
+async def test_what_the_hosted_schema_lacks_is_stored_without(tmp_path: Path) -> None:
+    backend = create_backend_app(Settings(_env_file=None, data_dir=tmp_path), api_key="k")
+    async with backend.router.lifespan_context(backend):
+        handler = in_process_handlers(backend)["/log-request"]
+        result = await handler({**BODY, "metadata": {"k": 1, "kept": "yes"}}, {})
+        assert result.status == 201 and result.ok
+        stored = backend.state.store.read_sync(
+            lambda c: get_request(c, request_id=result.body["id"])
+        )
+        assert stored["metadata"]["kept"] == "yes" and "k" not in stored["metadata"]
+        assert "metadata.k" in stored["metadata"]["promptserve_stored_without"]
 
 
 async def test_odd_values_are_encoded_as_over_http(tmp_path: Path) -> None:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
+import jsonschema
+import pytest
 from langchain_core.messages import (
     AIMessage,
     AIMessageChunk,
@@ -15,6 +18,7 @@ from langchain_core.messages import (
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, Generation, LLMResult
 
 from promptserve.tracing import _blueprints as bp
+from promptserve.tracing import _hosted_schema as hosted
 
 
 def _text(t: str) -> dict[str, str]:
@@ -155,3 +159,267 @@ def test_stringify_variable() -> None:
     assert bp.stringify_variable({"a": [1]}) == '{"a": [1]}'
     history = [HumanMessage("hi"), AIMessage("hello")]
     assert bp.stringify_variable(history) == "Human: hi\nAI: hello"
+
+
+# -- the hosted LogRequest schema's shapes ------------------------------------------------------
+
+
+def _fits_hosted(blueprint: dict[str, Any]) -> None:
+    """`blueprint` as a log's input fits the copied hosted schema (python-jsonschema)."""
+    body = {"provider": "openai", "model": "m", "input": blueprint,
+            "output": {"type": "chat", "messages": []},
+            "request_start_time": bp.iso_time(1.0), "request_end_time": bp.iso_time(2.0)}
+    problems = [e.message for e in _HOSTED.iter_errors(body)]
+    assert problems == []
+
+
+_HOSTED = jsonschema.Draft202012Validator(hosted.log_request_schema())
+
+
+def _blocks(*parts: Any) -> tuple[list[dict[str, Any]], list[str]]:
+    blueprint = bp.chat_input([HumanMessage(content=list(parts))])
+    fitted, notes = bp.hosted_blueprint(blueprint, "input")
+    _fits_hosted(fitted)
+    return fitted["messages"][0]["content"], notes
+
+
+def test_refusals_become_text() -> None:
+    assert _blocks({"type": "refusal", "refusal": "I can't"}) == ([_text("I can't")], [])
+    message = AIMessage("", additional_kwargs={"refusal": "no, sorry"})
+    out = bp.hosted_blueprint(bp.chat_output(LLMResult(
+        generations=[[ChatGeneration(message=message)]])), "output")
+    assert out == ({"type": "chat", "input_variables": [], "messages": [
+        {"role": "assistant", "content": [_text(""), _text("no, sorry")],
+         "input_variables": [], "template_format": "f-string"}]}, [])
+
+
+def test_files_become_media_or_are_dropped_when_given_by_id() -> None:
+    content, notes = _blocks(
+        {"type": "file", "file": {"file_data": "data:application/pdf;base64,QUJD",
+                                  "filename": "a.pdf"}},                       # OpenAI chat
+        {"type": "file", "base64": "QUJD", "mime_type": "application/pdf"},    # LangChain
+        {"type": "file", "url": "https://x/a.pdf", "mime_type": "application/pdf"},
+        {"type": "document", "source": {"type": "base64", "media_type": "application/pdf",
+                                        "data": "QUJD"}},                      # Anthropic
+        {"type": "file", "file_id": "file-abc"},
+        {"type": "file", "file": {"file_id": "file-def"}},
+    )
+    pdf = {"type": "media", "media": {"type": "application/pdf",
+                                      "url": "data:application/pdf;base64,QUJD",
+                                      "format": "base64"}}
+    assert content == [pdf, pdf, {"type": "media", "media": {
+        "type": "application/pdf", "url": "https://x/a.pdf", "format": "url"}}, pdf]
+    assert notes == ["file block by file id file-abc in input.messages[0].content[4]",
+                     "file block by file id file-def in input.messages[0].content[5]"]
+
+
+def test_audio_and_video_become_media() -> None:
+    content, notes = _blocks(
+        {"type": "input_audio", "input_audio": {"data": "UklG", "format": "mp3"}},
+        {"type": "audio", "base64": "UklG", "mime_type": "audio/wav"},
+        {"type": "video", "url": "https://x/v.mp4"},
+        {"type": "audio", "file_id": "file-a"},
+    )
+    assert content == [
+        {"type": "media", "media": {"type": "audio/mp3", "url": "data:audio/mp3;base64,UklG",
+                                    "format": "base64"}},
+        {"type": "media", "media": {"type": "audio/wav", "url": "data:audio/wav;base64,UklG",
+                                    "format": "base64"}},
+        {"type": "media", "media": {"type": "video/mp4", "url": "https://x/v.mp4",
+                                    "format": "url"}},
+    ]
+    assert notes == ["audio block by file id file-a in input.messages[0].content[3]"]
+
+
+def test_redacted_thinking_becomes_empty_thinking_and_says_so() -> None:
+    content, notes = _blocks({"type": "redacted_thinking", "data": "EncRypTed"},
+                             {"type": "thinking", "thinking": "hmm", "signature": "sig"},
+                             {"type": "reasoning", "id": "rs_1",
+                              "summary": [{"type": "summary_text", "text": "plan"}]})
+    assert content == [{"type": "thinking", "thinking": "", "signature": None},
+                       {"type": "thinking", "thinking": "hmm", "signature": "sig"},
+                       {"type": "thinking", "thinking": "plan", "signature": None}]
+    assert notes == ["the encrypted data of redacted thinking in input.messages[0].content[0]"]
+    assert "EncRypTed" not in json.dumps(content)
+
+
+def test_images_by_url_or_data_are_kept_by_file_id_dropped() -> None:
+    content, notes = _blocks(
+        {"type": "image", "source": {"type": "base64", "media_type": "image/gif",
+                                     "data": "R0lG"}},                         # Anthropic
+        {"type": "image", "source_type": "url", "url": "https://x/c.png"},     # LangChain 0.3
+        {"type": "input_image", "image_url": "https://x/d.png", "detail": "high"},
+        {"type": "image", "file_id": "file-1"},
+        {"type": "image", "source_type": "id", "id": "file-2"},
+        {"type": "image_url", "image_url": {"file_id": "file-3"}},
+    )
+    assert content == [
+        {"type": "image_url", "image_url": {"url": "data:image/gif;base64,R0lG"}},
+        {"type": "image_url", "image_url": {"url": "https://x/c.png"}},
+        {"type": "image_url", "image_url": {"url": "https://x/d.png", "detail": "high"}},
+    ]
+    assert notes == [f"{kind} block by file id file-{n} in input.messages[0].content[{n + 2}]"
+                     for n, kind in ((1, "image"), (2, "image"), (3, "image_url"))]
+
+
+def test_other_blocks_are_kept_when_they_fit_else_dropped_with_a_note() -> None:
+    content, notes = _blocks({"type": "code", "code": "print(1)"},
+                             {"type": "code", "source": "print(1)"},
+                             {"type": "non_standard", "value": {"a": 1}},
+                             {"type": "text-plain", "text": "notes", "mime_type": "text/plain"})
+    assert content == [{"type": "code", "code": "print(1)"}, _text("notes")]
+    assert notes == ["code block that does not fit in input.messages[0].content[1]",
+                     "non_standard block in input.messages[0].content[2]"]
+
+
+def test_completion_blueprints_are_fitted_too() -> None:
+    blueprint = {**bp.completion_input("x"), "content": [_text("x"), {"type": "audio"}]}
+    assert bp.hosted_blueprint(blueprint, "output") == (
+        bp.completion_input("x"), ["audio block in output.content[1]"])
+
+
+def _tools(tools: list[Any], tool_choice: Any = None, provider: str = "openai") -> Any:
+    params = {"tools": tools, "tool_choice": tool_choice}
+    fitted, notes = bp.hosted_blueprint(bp.chat_input([HumanMessage("x")], params), "input",
+                                        provider)
+    _fits_hosted(fitted)
+    return fitted.get("tools"), fitted.get("tool_choice"), notes
+
+
+def test_function_tools_of_every_provider_become_openai_function_tools() -> None:
+    schema = {"type": "object", "properties": {"a": {"type": "number"}}}
+    tools, _, notes = _tools([
+        {"type": "function", "function": {"name": "f", "description": "d",
+                                          "parameters": schema, "strict": None}},
+        {"type": "function", "name": "g", "parameters": schema, "strict": True},  # Responses
+        {"name": "h", "description": "d", "input_schema": schema},              # Anthropic
+        {"function_declarations": [{"name": "i", "parameters": schema}, {"name": "j"}]},
+    ])
+    assert tools == [
+        {"type": "function", "function": {"name": "f", "description": "d",
+                                          "parameters": schema}},
+        {"type": "function", "function": {"name": "g", "parameters": schema, "strict": True}},
+        {"type": "function", "function": {"name": "h", "description": "d",
+                                          "parameters": schema}},
+        {"type": "function", "function": {"name": "i", "parameters": schema}},
+        {"type": "function", "function": {"name": "j"}},
+    ]
+    assert notes == []
+
+
+def test_built_in_tools_become_hosted_built_in_tools_and_others_are_dropped() -> None:
+    tools, _, notes = _tools([
+        {"type": "web_search_preview", "search_context_size": "low"},
+        {"type": "web_search_20250305", "name": "web_search", "max_uses": 3},
+        {"type": "computer_use_preview", "display_width": 1024},
+        {"type": "function", "function": {"description": "no name"}},
+        "not a tool",
+    ], provider="anthropic")
+    assert tools == [
+        {"type": "web_search", "id": "web_search", "name": "web_search", "description": "",
+         "provider": "anthropic",
+         "config": {"search_context_size": "low", "type": "web_search_preview"}},
+        {"type": "web_search", "id": "web_search", "name": "web_search", "description": "",
+         "provider": "anthropic", "config": {"max_uses": 3, "type": "web_search_20250305"}},
+    ]
+    assert notes == [
+        "tool computer_use_preview (a shape it does not accept) in input.tools[2]",
+        "tool function (a shape it does not accept) in input.tools[3]",
+        "a tool that is not an object in input.tools[4]",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("given", "sent"),
+    [
+        ("auto", "auto"), ("none", "none"), ("required", "required"), ("any", "required"),
+        (True, "required"),
+        ("weather", {"type": "function", "function": {"name": "weather"}}),
+        ({"type": "function", "function": {"name": "w", "extra": 1}},
+         {"type": "function", "function": {"name": "w"}}),
+        ({"type": "function", "name": "w"}, {"type": "function", "function": {"name": "w"}}),
+        ({"type": "tool", "name": "w"}, {"type": "function", "function": {"name": "w"}}),
+        ({"type": "any"}, "required"), ({"type": "auto", "disable_parallel_tool_use": True},
+                                        "auto"),
+        ({"function_calling_config": {"mode": "ANY", "allowed_function_names": ["w"]}},
+         {"type": "function", "function": {"name": "w"}}),
+        ({"function_calling_config": {"mode": "NONE"}}, "none"),
+    ],
+)
+def test_tool_choice_takes_a_shape_the_hosted_schema_accepts(given: Any, sent: Any) -> None:
+    tools = [{"type": "function", "function": {"name": "w"}}]
+    assert _tools(tools, given)[1:] == (sent, [])
+
+
+def test_tool_choice_it_cannot_express_is_dropped_with_a_note() -> None:
+    tools = [{"type": "function", "function": {"name": "w"}}]
+    assert _tools(tools, {"type": "web_search_preview"})[1:] == (
+        None, ["input.tool_choice (a shape it does not accept)"])
+    allowed = {"type": "allowed_tools", "mode": "required", "tools": tools}
+    assert _tools(tools, allowed)[1:] == ("required", ["the allowed tools of input.tool_choice"])
+
+
+def test_legacy_functions_and_function_calls() -> None:
+    params = {"functions": [{"name": "f", "parameters": {"type": "object"}}, {"x": 1}],
+              "function_call": {"name": "f", "arguments": "{}"}}
+    call = AIMessage("", additional_kwargs={"function_call": {"name": "f",
+                                                              "arguments": {"a": 1}}})
+    fitted, notes = bp.hosted_blueprint(bp.chat_input([call], params), "input")
+    _fits_hosted(fitted)
+    assert fitted["functions"] == [{"name": "f", "parameters": {"type": "object"}}]
+    assert fitted["function_call"] == {"name": "f"}
+    assert fitted["messages"][0]["function_call"] == {"name": "f", "arguments": '{"a": 1}'}
+    assert notes == ["input.functions[1] (a shape it does not accept)"]
+
+
+def test_long_tags_are_cut_to_512_characters() -> None:
+    tags, notes = bp.hosted_tags(["short", "x" * 600, "y" * 512])
+    assert tags == ["short", "x" * 512, "y" * 512]
+    assert notes == ["tags[1] cut to 512 characters"]
+    assert bp.hosted_tags(["a"]) == (["a"], [])
+
+
+def test_notes_are_one_bounded_text() -> None:
+    assert bp.notes_text(["a", "b"]) == "a; b"
+    assert len(bp.notes_text(["n" * 700, "m" * 700])) == 1024
+
+
+def test_times_are_iso_utc() -> None:
+    assert bp.iso_time(1_700_000_000.25) == "2023-11-14T22:13:20.250000Z"
+
+
+def test_api_type_follows_the_client() -> None:
+    chat = {"id": ["langchain", "chat_models", "openai", "ChatOpenAI"], "kwargs": {}}
+    assert bp.api_type("openai", chat, {}) == "chat-completions"
+    assert bp.api_type("openai.azure", chat, {}) == "chat-completions"
+    responses = {**chat, "kwargs": {"use_responses_api": True}}
+    assert bp.api_type("openai", responses, {}) == "responses"
+    assert bp.api_type("openai", {**chat, "kwargs": {"output_version": "responses/v1"}},
+                       {}) == "responses"
+    assert bp.api_type("openai", chat, {"tools": [{"type": "web_search_preview"}]}) == (
+        "responses")
+    assert bp.api_type("openai", chat, {"reasoning": {"effort": "low"}}) == "responses"
+    assert bp.api_type("anthropic", {}, {}) == "messages"
+    assert bp.api_type("google", {}, {}) == "generate-content"
+    converse = {"id": ["langchain", "chat_models", "bedrock", "ChatBedrockConverse"]}
+    assert bp.api_type("amazon.bedrock", converse, {}) == "converse"
+    assert bp.api_type("fakelistchatmodel", {}, {}) is None
+
+
+def test_provider_is_promptlayers_name_for_the_client_in_use() -> None:
+    def chat(base_url: str) -> dict[str, Any]:
+        return {"id": ["langchain", "chat_models", "openai", "ChatOpenAI"],
+                "kwargs": {"model_name": "m", "openai_api_base": base_url}}
+
+    meta = {"ls_provider": "openai"}
+    assert bp.provider_and_model(chat("https://openrouter.ai/api/v1"), {}, meta)[0] == (
+        "openrouter")
+    assert bp.provider_and_model(chat("https://me.openai.azure.com/openai"), {}, meta)[0] == (
+        "openai.azure")
+    assert bp.provider_and_model(chat("http://127.0.0.1:8080/v1"), {}, meta)[0] == "openai"
+    assert bp.provider_and_model(chat("https://notopenrouter.ai.example"), {}, meta)[0] == (
+        "openai")
+    for ls_provider, provider in [("google_genai", "google"), ("google_vertexai", "vertexai"),
+                                  ("mistralai", "mistral"), ("amazon_bedrock", "amazon.bedrock"),
+                                  ("azure", "openai.azure"), ("anthropic", "anthropic")]:
+        assert bp.provider_and_model({}, {}, {"ls_provider": ls_provider})[0] == provider

@@ -200,3 +200,22 @@ async def test_submit_from_another_thread_runs_on_the_owner_loop() -> None:
         (future,) = holder
         assert future.get_loop() is loop
         assert await future == 1
+
+
+async def test_a_refused_log_is_counted_in_the_metrics_by_its_status() -> None:
+    from prometheus_client import REGISTRY
+
+    from app.observability import metrics
+
+    def lost(reason: str) -> float:
+        return REGISTRY.get_sample_value("promptserve_logs_failed_total", {"reason": reason}) or 0
+
+    before = lost("rejected_422")
+    async with stub_server(Script(422)) as server:
+        delivery = LogDelivery(base_url=server.url + "/", api_key="k", metrics=metrics,
+                               total_budget=2.0, backoff_initial=0.01, attempt_timeout=0.2)
+        try:
+            assert await delivery.submit({}, idempotency_key="r") is None
+        finally:
+            await delivery.aclose()
+    assert lost("rejected_422") == before + 1

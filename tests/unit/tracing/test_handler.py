@@ -55,7 +55,9 @@ async def test_one_chat_call_becomes_one_complete_log() -> None:
     assert body["metadata"]["_langchain_root_run_id"] == str(root)
     assert body["metadata"]["_langchain_parent_run_id"] == str(root)
     assert delivery.keys == [body["metadata"]["_langchain_run_id"]]
-    assert isinstance(body["request_start_time"], float)
+    # ISO-8601 UTC text, as the hosted LogRequest schema asks (microseconds always: text
+    # order is time order).
+    assert body["request_start_time"].endswith("Z")
     assert body["request_start_time"] <= body["request_end_time"]
     assert await tracer.request_ids(root, timeout=1) == [1]
     assert len(tracer._tree) == 0  # the run tree is dropped when the root ends
