@@ -1,4 +1,4 @@
-"""The `promptserve` command line: serve, backend, publish."""
+"""The `promptserve` command line: serve, backend, publish, release."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import typer
 from pydantic import ValidationError
 
 from app.config import Settings
+from app.releases.cli import release_cli
 
 __all__ = ["main"]
 
@@ -83,12 +84,21 @@ def serve(host: HostOption = None, port: PortOption = None, workers: WorkersOpti
 @cli.command()
 def publish(
     directory: Annotated[Path, typer.Argument(help="Folder of template YAML files.")],
+    url: Annotated[str | None, typer.Option(
+        help="The registry (default: PROMPTLAYER_BASE_URL, else the embedded backend of "
+        "`promptserve serve` at HOST:PORT).")] = None,
+    api_key: Annotated[str | None, typer.Option(
+        help="Its API key (default: PROMPTLAYER_API_KEY, else the embedded backend's key in "
+        "the data directory).")] = None,
 ) -> None:
-    """Publish the template files in DIRECTORY to the configured registry."""
+    """Publish the template files in DIRECTORY to a registry."""
     from app.publishing import run_publish_command
 
     settings = _settings()
-    raise typer.Exit(run_publish_command(directory, settings))
+    raise typer.Exit(run_publish_command(directory, settings, api_key=api_key, base_url=url))
+
+
+cli.add_typer(release_cli, name="release")
 
 
 def main() -> None:

@@ -147,3 +147,49 @@ def test_command_defaults_to_the_embedded_backend(tmp_path: Path) -> None:
     console = _console()
     assert run_publish_command(tmp_path / "missing", settings, console=console) == 2
     assert "is not a folder" in console.export_text()
+
+
+def test_command_never_generates_a_key_and_says_where_it_looked(
+    templates: Path, tmp_path: Path
+) -> None:
+    settings = Settings(_env_file=None, data_dir=tmp_path / "data", port=free_port())
+    console = Console(record=True, width=80, force_terminal=False)
+    assert run_publish_command(templates, settings, console=console) == 2
+    output = console.export_text()
+    assert not (tmp_path / "data" / "backend_api_key").exists()
+    # Whole, on an 80-column terminal: where the key was looked for and what to do.
+    flat = " ".join(output.split())
+    assert f"no embedded backend key in {tmp_path / 'data' / 'backend_api_key'}" in flat
+    assert "--url and --api-key" in flat
+
+
+def test_command_uses_the_servers_key_and_prints_failures_whole(
+    registry_url: str, templates: Path, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "backend_api_key").write_text("wrong-key\n")
+    port = free_port()  # no `promptserve serve` there: the registry is unreachable
+    settings = Settings(_env_file=None, data_dir=data, port=port)
+    console = Console(record=True, width=80, force_terminal=False)
+    assert run_publish_command(templates, settings, console=console) == 1
+    output = console.export_text()
+    flat = " ".join(output.split())
+    assert f"publishing to http://127.0.0.1:{port}/promptlayer" in flat
+    assert f"with the API key kept in {data / 'backend_api_key'}" in flat
+    # The first failure's whole reason on one line, however wide (rich's soft wrap).
+    (line,) = [line for line in output.splitlines() if line.startswith("failed example.yaml")]
+    assert "unreachable" in line and "Connection refused" in line and len(line) > 80, line
+    assert "did not answer: is it running" in flat
+
+
+def test_url_and_api_key_options(registry_url: str, templates: Path, tmp_path: Path) -> None:
+    settings = Settings(_env_file=None, data_dir=tmp_path)
+    console = _console()
+    code = run_publish_command(templates, settings, base_url=registry_url, api_key=KEY,
+                               console=console)
+    assert code == 0
+    assert "with the API key given with --api-key" in console.export_text()
+    console = _console()
+    assert run_publish_command(templates, settings, base_url=registry_url, console=console) == 2
+    assert "no API key for" in console.export_text()
