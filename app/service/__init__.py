@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 from app.service._app import create_app
-from app.service._catalog import discover_chains
+from app.service._catalog import CatalogError, discover_chains
 
-__all__ = ["create_app", "discover_chains"]
+__all__ = ["CatalogError", "create_app", "discover_chains"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -84,3 +85,39 @@ def test_a_bad_setting_stops_start_up_naming_it(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "DATABASE_URL" in result.stderr
+
+
+def test_serve_names_its_chains_once_it_answers(tmp_path: Path) -> None:
+    fake = FakeOpenAI()
+    with serve_in_thread(fake.app) as llm:
+        port = free_port()
+        env = {"PROMPTSERVE_DATA_DIR": str(tmp_path), "PORT": str(port),
+               "OPENAI_BASE_URL": f"{llm}/v1", "OPENAI_API_KEY": "sk-test"}
+        url = f"http://127.0.0.1:{port}"
+        with serve_in_process(["serve"], env=env, health_url=f"{url}/readyz") as proc:
+            deadline = time.monotonic() + 10
+            while "serving on" not in process_output(proc) and time.monotonic() < deadline:
+                time.sleep(0.1)
+        output = process_output(proc)
+    (banner,) = [line for line in output.splitlines() if line.startswith("  chains:")]
+    assert banner.split()[1:5] == ["/critique", "/extract", "/tools", "/example"]
+    # Printed after start-up, not before: the heap is frozen once the lifespan has run.
+    assert output.index("start-up heap frozen") < output.index("serving on")
+
+
+def test_a_missing_template_stops_serve_with_its_message_alone(tmp_path: Path) -> None:
+    package = tmp_path / "own_chains"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "mine.py").write_text(
+        "from langchain_core.output_parsers import StrOutputParser\n"
+        "from promptserve import Chain, RegistryPrompt\n"
+        "CHAIN = Chain('/mine', RegistryPrompt('nosuch') | StrOutputParser())\n")
+    env = {"PROMPTSERVE_DATA_DIR": str(tmp_path / "data"), "PORT": str(free_port()),
+           "PYTHONPATH": str(tmp_path), "PROMPTSERVE_CHAINS_PACKAGE": "own_chains",
+           "OPENAI_BASE_URL": "http://127.0.0.1:9/v1", "OPENAI_API_KEY": "sk-test"}
+    done = _promptserve("serve", env=env)
+    assert done.returncode != 0
+    output = done.stdout + done.stderr
+    assert "the registry did not give prompt 'nosuch'" in output
+    assert "Traceback" not in output and "serving on" not in output
