@@ -47,6 +47,9 @@ def test_list_filter_open_a_request_and_see_its_feedback(page: Page, service_url
     sign_in(page)
     rows = page.locator("table.requests tbody tr")
     expect(rows.first).to_contain_text("/example")
+    # The list says which endpoint, and what was asked and answered.
+    expect(rows.first).to_contain_text("invoke")
+    expect(rows.first.locator("td.excerpt")).to_contain_text("kettles")
     screenshot(page, "requests-list")
 
     page.fill("input[name=route]", "/example")
@@ -66,10 +69,13 @@ def test_list_filter_open_a_request_and_see_its_feedback(page: Page, service_url
     expect(scores).to_contain_text("87")
     expect(scores).to_contain_text("Short and to the point")
     expect(page.locator(".tags")).to_contain_text("route:/example")
+    tags = page.locator(".tags a.tag").all_inner_texts()
+    assert tags[:3] == ["route:/example", "endpoint:invoke", "chain:example"], tags
     screenshot(page, "request-detail")
 
     page.click(".facts a")  # the prompt@version link
     expect(page.get_by_role("heading", name="example")).to_be_visible()
+    expect(page.locator("p.served-by")).to_contain_text("/example (v1")
     table = page.locator("table.versions")
     expect(table).to_contain_text("avg helpfulness")
     expect(table).to_contain_text("87.0")

@@ -11,7 +11,24 @@ import json
 import math
 from typing import Any
 
-__all__ = ["bar_chart", "blueprint_messages", "blueprint_text", "conversation", "unified_diff"]
+__all__ = [
+    "EXCERPT_CHARACTERS",
+    "bar_chart",
+    "blueprint_messages",
+    "blueprint_text",
+    "conversation",
+    "excerpt",
+    "ordered_tags",
+    "unified_diff",
+]
+
+EXCERPT_CHARACTERS = 80
+"""How much of a request's input and output the list shows."""
+
+# The order the README documents for the tags a traced call carries; other tags follow,
+# alphabetically.
+_TAG_ORDER = ("route", "endpoint", "chain", "prompt", "prompt_version", "prompt_label",
+              "release", "arm")
 
 
 def _text_of(content: Any) -> tuple[str, list[Any]]:
@@ -78,6 +95,38 @@ def conversation(input_: Any, output: Any) -> list[dict[str, Any]]:
             messages = [{"role": side, "text": json.dumps(value, indent=2), "extra": None}]
         turns.extend({**m, "side": side} for m in messages)
     return turns
+
+
+def excerpt(value: Any, *, side: str) -> str:
+    """A one-line excerpt of a request's input (its last user turn) or output (its first
+    turn): the list shows what was asked and answered without opening the request."""
+    messages = _messages_of(value, default_role="user" if side == "input" else "assistant")
+    if not messages:
+        return ""
+    if side == "input":
+        users = [m for m in messages if m["role"] in ("user", "human")]
+        message = (users or messages)[-1]
+    else:
+        message = messages[0]
+    text = " ".join(message["text"].split())
+    if not text and message["extra"]:
+        calls = message["extra"].get("tool_calls") or []
+        names = [c.get("function", {}).get("name") or c.get("name") for c in calls
+                 if isinstance(c, dict)]
+        text = f"[tool call: {', '.join(str(n) for n in names)}]" if names else ""
+    return text if len(text) <= EXCERPT_CHARACTERS else text[: EXCERPT_CHARACTERS - 1] + "…"
+
+
+def ordered_tags(tags: list[str]) -> list[str]:
+    """`tags` in the documented order (route, endpoint, chain, prompt, ...), then the rest
+    alphabetically: the store keeps a set, not the order the log sent."""
+    rank = {prefix: i for i, prefix in enumerate(_TAG_ORDER)}
+
+    def key(tag: str) -> tuple[int, str]:
+        prefix, colon, _ = tag.partition(":")
+        return (rank.get(prefix, len(rank)) if colon else len(rank), tag)
+
+    return sorted(tags, key=key)
 
 
 def blueprint_messages(blueprint: Any) -> list[dict[str, Any]] | None:

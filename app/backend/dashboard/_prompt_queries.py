@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from app.backend.store.schema import prompt_templates as T
 from app.backend.store.schema import prompt_versions as V
 from app.backend.store.schema import release_labels as L
+from app.backend.store.schema import request_tags as RT
 from app.backend.store.schema import requests as R
 from app.backend.store.schema import scores as S
 
@@ -26,10 +27,13 @@ __all__ = [
     "list_templates",
     "list_template_versions",
     "requests_per_day",
+    "served_by",
     "version_stats",
 ]
 
 LATENCY_SAMPLE = 10_000
+SERVED_BY_SAMPLE = 1_000
+"""How many of a template's latest requests say which routes serve it (bounded cost)."""
 _MAX_TEMPLATES = 500
 
 
@@ -194,3 +198,32 @@ def requests_per_day(
         found = {str(d): n for d, n in connection.execute(query)}
     series = [start.date() + timedelta(days=i) for i in range(days)]
     return [(d, found.get(d.isoformat(), 0)) for d in series]
+
+
+def served_by(connection: sa.Connection, *, version_ids: list[int]) -> list[dict[str, Any]]:
+    """The chains (routes) that serve a template, as its latest requests show them: each
+    route with the version its latest request was given, newest first.
+
+    The backend knows chains only from their logs' `route:` tags, so a route whose last use
+    is older than the SERVED_BY_SAMPLE latest requests is not listed.
+    """
+    if not version_ids:
+        return []
+    latest = (
+        sa.select(R.c.id, R.c.prompt_version_id, R.c.request_start_time)
+        .where(R.c.prompt_version_id.in_(version_ids))
+        .order_by(R.c.id.desc())
+        .limit(SERVED_BY_SAMPLE)
+        .subquery()
+    )
+    query = (
+        sa.select(RT.c.tag, V.c.version, latest.c.request_start_time)
+        .join(latest, latest.c.id == RT.c.request_id)
+        .join(V, V.c.id == latest.c.prompt_version_id)
+        .where(RT.c.tag.startswith("route:"))
+        .order_by(latest.c.id.desc())
+    )
+    routes: dict[str, dict[str, Any]] = {}
+    for tag, version, at in connection.execute(query):
+        routes.setdefault(tag[6:], {"route": tag[6:], "version": version, "last_request": at})
+    return list(routes.values())

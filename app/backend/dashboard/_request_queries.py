@@ -19,6 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from app.backend.dashboard._filters import RequestFilters
+from app.backend.dashboard._present import excerpt, ordered_tags
 from app.backend.store.schema import prompt_templates as T
 from app.backend.store.schema import prompt_versions as V
 from app.backend.store.schema import request_tags as RT
@@ -179,12 +180,28 @@ def list_requests(connection: sa.Connection, *, filters: RequestFilters) -> Requ
         assert f.after is not None
         older = last if last is not None else f.after + 1
         newer = (edge if edge is not None else first) if more else None
+    page_rows = summaries(connection, rows=rows)
+    _add_excerpts(connection, page_rows)
     return RequestPage(
-        rows=summaries(connection, rows=rows),
+        rows=page_rows,
         older_than=older,
         newer_than=newer,
         searched_window=edge is not None,
     )
+
+
+def _add_excerpts(connection: sa.Connection, rows: list[dict[str, Any]]) -> None:
+    """Each list row's input and output excerpt (one query for the page's bodies)."""
+    if not rows:
+        return
+    bodies = connection.execute(
+        sa.select(R.c.id, R.c.input, R.c.output).where(R.c.id.in_([r["id"] for r in rows]))
+    )
+    found = {i: (input_, output) for i, input_, output in bodies}
+    for row in rows:
+        input_, output = found.get(row["id"], (None, None))
+        row["input_excerpt"] = excerpt(input_, side="input")
+        row["output_excerpt"] = excerpt(output, side="output")
 
 
 def _prompts_by_version(connection: sa.Connection, version_ids: set[int]) -> dict[int, Any]:
@@ -215,12 +232,14 @@ def summaries(connection: sa.Connection, *, rows: list[dict[str, Any]]) -> list[
     for row in rows:
         prompt = prompts.get(row["prompt_version_id"])
         route = next((t[6:] for t in tags[row["id"]] if t.startswith("route:")), None)
+        endpoint = next((t[9:] for t in tags[row["id"]] if t.startswith("endpoint:")), None)
         result.append(
             {
                 **row,
                 "latency_ms": latency_ms(row["request_start_time"], row["request_end_time"]),
                 "route": route,
-                "tags": tags[row["id"]],
+                "endpoint": endpoint,
+                "tags": ordered_tags(tags[row["id"]]),
                 "scores": scores[row["id"]],
                 "prompt": None
                 if prompt is None

@@ -22,6 +22,7 @@ from app.backend.dashboard._prompt_queries import (
     list_template_versions,
     list_templates,
     requests_per_day,
+    served_by,
     version_stats,
 )
 from app.backend.dashboard._request_queries import (
@@ -108,6 +109,7 @@ def prompt_view(connection: sa.Connection, *, template_id: int) -> dict[str, Any
     }
     return {
         "prompt": template,
+        "served_by": served_by(connection, version_ids=ids),
         "versions": versions,
         "score_names": score_names,
         "latency_sample": LATENCY_SAMPLE,

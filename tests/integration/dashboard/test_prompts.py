@@ -101,3 +101,21 @@ def test_unknown_prompt_is_404(api: httpx.Client, browser_client: httpx.Client) 
     assert api.get("/api/prompts/987654321").status_code == 404
     assert browser_client.get("/dashboard/prompts/987654321").status_code == 404
     assert api.get("/api/prompts/0").status_code == 400
+
+
+def test_prompt_page_says_which_chains_serve_it_and_at_which_version(
+    api: httpx.Client, browser_client: httpx.Client, marker: str
+) -> None:
+    name = f"served-{marker}"
+    publish(api, name, chat("user", "About {topic}."))
+    template_id = publish(api, name, chat("user", "Briefly about {topic}."))["id"]
+    for version, route in ((1, "/old"), (1, "/both"), (2, "/both"), (2, "/new")):
+        log_request(api, tags=[f"route:{route}"], prompt_name=name,
+                    prompt_version_number=version)
+    data = api.get(f"/api/prompts/{template_id}").json()
+    served = {s["route"]: s["version"] for s in data["served_by"]}
+    # Each route with the version its latest request was given, newest first.
+    assert served == {"/new": 2, "/both": 2, "/old": 1}
+    assert [s["route"] for s in data["served_by"]] == ["/new", "/both", "/old"]
+    page = browser_client.get(f"/dashboard/prompts/{template_id}").text
+    assert "Served by:" in page and ">/both</a> <span class=\"muted\">(v2," in page

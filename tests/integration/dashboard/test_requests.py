@@ -27,7 +27,10 @@ def test_list_is_newest_first_and_filters_by_tag_route_endpoint_chain(
     assert ids(api, route=f"/{marker}", endpoint="invoke") == [first]
     assert ids(api, tag=f"chain:{marker}-other") == [other]
     row = api.get("/api/requests", params={"chain": marker}).json()["requests"][0]
-    assert row["route"] == f"/{marker}"
+    assert row["route"] == f"/{marker}" and row["endpoint"] == "stream"
+    # Tags in the documented order (route, endpoint, chain), not alphabetically.
+    assert row["tags"] == [f"route:/{marker}", "endpoint:stream", f"chain:{marker}"]
+    assert (row["input_excerpt"], row["output_excerpt"]) == ("hello", "hi")
     assert row["status"] == "SUCCESS" and row["model"] == "gpt-4o-mini"
     assert 400 <= row["latency_ms"] <= 600
 

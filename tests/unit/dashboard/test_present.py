@@ -6,7 +6,13 @@ import pytest
 from starlette.datastructures import QueryParams
 
 from app.backend.dashboard._filters import parse_filters
-from app.backend.dashboard._present import bar_chart, conversation, unified_diff
+from app.backend.dashboard._present import (
+    bar_chart,
+    conversation,
+    excerpt,
+    ordered_tags,
+    unified_diff,
+)
 from app.backend.errors import BadRequest
 
 
@@ -60,3 +66,30 @@ def test_filters_parse_and_round_trip() -> None:
 def test_filters_refuse_bad_values(query: str) -> None:
     with pytest.raises(BadRequest):
         parse_filters(QueryParams(query))
+
+
+def test_excerpts_are_the_last_user_turn_and_the_first_answer_on_one_line() -> None:
+    chat = {"type": "chat", "messages": [
+        {"role": "system", "content": [{"type": "text", "text": "Be brief."}]},
+        {"role": "user", "content": [{"type": "text", "text": "Name a  slogan\nfor toasters"}]},
+    ]}
+    answer = {"type": "chat", "messages": [
+        {"role": "assistant", "content": [{"type": "text", "text": "x" * 200}]}]}
+    assert excerpt(chat, side="input") == "Name a slogan for toasters"
+    out = excerpt(answer, side="output")
+    assert len(out) == 80 and out.endswith("…")
+    calls = {"type": "chat", "messages": [{"role": "assistant", "content": [], "tool_calls": [
+        {"type": "function", "function": {"name": "multiply", "arguments": "{}"}}]}]}
+    assert excerpt(calls, side="output") == "[tool call: multiply]"
+    assert excerpt({"type": "completion", "content": "once upon"}, side="input") == "once upon"
+    assert excerpt("not a blueprint", side="input") == ""
+
+
+def test_tags_follow_the_documented_order_then_the_rest_alphabetically() -> None:
+    stored = ["zeta", "prompt_version:3", "chain:example", "endpoint:invoke", "alpha",
+              "prompt:example", "route:/example", "prompt_label:prod", "arm:v3",
+              "release:prod", "other:x"]
+    assert ordered_tags(stored) == [
+        "route:/example", "endpoint:invoke", "chain:example", "prompt:example",
+        "prompt_version:3", "prompt_label:prod", "release:prod", "arm:v3", "alpha",
+        "other:x", "zeta"]
