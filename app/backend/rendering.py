@@ -1,6 +1,6 @@
 """Template variables of prompt blueprints: extraction and rendering (pure functions).
 
-Blueprints are the PromptLayer JSON shape (contract §4). Two template formats exist:
+Blueprints are the PromptLayer JSON shape (docs/PROMPTLAYER_API.md §4). Two template formats exist:
 `f-string` (`{var}`, `{{`/`}}` escape, missing or null → "") and `jinja2` (sandboxed,
 undefined → ""). A message (or completion template) picks its format with `template_format`;
 the default is f-string. Nothing here touches I/O, so other parts (template conversion,

@@ -6,7 +6,7 @@ Format (one template per `*.yaml` / `*.yml` file in a folder)::
     commit_message: Slogan writer  # optional, at most 72 characters
     release_labels: [prod]         # labels moved to the new version (default: none)
     tags: [example]                # optional template tags
-    blueprint:                     # a PromptLayer prompt_template (contract §4)
+    blueprint:                     # a PromptLayer prompt_template (docs/PROMPTLAYER_API.md §4)
       type: chat                   # or `completion` (then `content:` and `template_format:`)
       messages:
         - role: system             # system, developer, user, assistant, tool, function,

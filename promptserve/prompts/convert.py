@@ -1,7 +1,7 @@
 """PromptLayer blueprints → LangChain prompts (pure; no I/O).
 
 The input is a registry template as returned by a GET with `skip_input_variable_rendering`
-(contract §1.1, blueprint shape §4):
+(docs/PROMPTLAYER_API.md §1.1, blueprint shape §4):
 
 - `chat` → `ChatPromptTemplate`. Roles: system and developer → system, user → human,
   assistant → ai, tool → `ToolMessage`, function → `FunctionMessage`, placeholder →

@@ -1,4 +1,4 @@
-"""HTTP routes of the embedded backend, one module per area of the contract."""
+"""HTTP routes of the embedded backend, one module per area of its API (docs/PROMPTLAYER_API.md)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""Request log routes: /log-request and the legacy /track-request (contract §2).
+"""Request log routes: /log-request and the legacy /track-request (docs/PROMPTLAYER_API.md §2).
 
-Choices the contract leaves open:
+Choices the API leaves open (docs/PROMPTLAYER_API.md §8):
 - `score` on /log-request defaults to 0 in the SDK, so storing it always would mark every
   request as "scored 0". It is stored as a named score only when `score_name` is set or
   `score > 0` (name `score_name`, else "default").
