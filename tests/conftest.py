@@ -32,7 +32,11 @@ _OUR_VARIABLES = (
     "OPENAI_BASE_URL",
     "HOST",
     "PORT",
+    # Delivery reads the proxy and CA variables, as the SDK's clients do.
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
 )
+_PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
 
 
 @pytest.fixture(autouse=True)
@@ -40,7 +44,8 @@ def _clean_environment(
     monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     for name in list(os.environ):
-        if name in _OUR_VARIABLES or name.startswith("PROMPTSERVE_"):
+        if name in _OUR_VARIABLES or name.startswith("PROMPTSERVE_") or \
+                name.lower() in _PROXY_VARIABLES:
             monkeypatch.delenv(name, raising=False)
     # pydantic-settings reads `.env` from the working directory: run tests elsewhere.
     monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))

@@ -53,8 +53,10 @@ _LATENCY = Histogram(
 _LOGS_DELIVERED = Counter("promptserve_logs_delivered_total", "Request logs PromptLayer accepted.")
 _LOGS_FAILED = Counter(
     "promptserve_logs_failed_total",
-    "Request logs lost, by reason: rejected_<status> (PromptLayer refused the log for its "
-    "content; the service's log says why) or dropped (queue full with no spool, or shutdown).",
+    "Request logs lost or set aside, by reason: rejected_<status> (PromptLayer refused the log "
+    "for its content; the service's log says why), dropped (queue full with no spool, or "
+    "shutdown) or uncertain (no answer from a backend that ignores Idempotency-Key: not resent, "
+    "kept in spool/uncertain.jsonl).",
     ["reason"],
 )
 _LOGS_PENDING = Gauge(
@@ -94,7 +96,8 @@ def log_delivered() -> None:
 
 
 def log_failed(reason: str) -> None:
-    """One request log was lost, for `reason` (rejected_<status> or dropped)."""
+    """One request log was lost or set aside, for `reason` (rejected_<status>, dropped or
+    uncertain)."""
     _LOGS_FAILED.labels(reason).inc()
 
 
@@ -119,6 +122,8 @@ _DELIVERY = {
         "dropped_total": "Logs dropped (queue full with no spool, or shutdown).",
         "log_posts_total": "Posts carrying logs (a batch counts once).",
         "batched_logs_total": "Logs that went in a /log-request/batch post.",
+        "uncertain_total": "Logs set aside unanswered by a backend that ignores "
+        "Idempotency-Key (not resent, so never stored twice; kept in spool/uncertain.jsonl).",
     }.items()
 }
 

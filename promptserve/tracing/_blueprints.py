@@ -71,7 +71,8 @@ _DROPPED_PARAMS = frozenset(
     }
 )
 _SECRET_KEY = re.compile(r"api_?key|secret|password|authorization|credential|access_token", re.I)
-# Tool definitions belong to the prompt blueprint (docs/PROMPTLAYER_API.md §4), not to the parameters.
+# Tool definitions belong to the prompt blueprint (docs/PROMPTLAYER_API.md §4), not to the
+# parameters.
 _BLUEPRINT_KEYS = ("tools", "tool_choice", "functions", "function_call")
 _ROLES = frozenset({"system", "user", "assistant", "tool", "function", "developer"})
 

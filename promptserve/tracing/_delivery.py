@@ -12,7 +12,10 @@ Without a spool a worker retries a log for `total_budget` seconds. With a spool 
 always has one) a log not delivered within `wait_budget` seconds (the time a response waits
 for its id), or one that finds the queue full, goes to the disk spool, whose drain delivers it
 in order once PromptLayer answers again. Idempotency keys (LLM run ids) travel with every
-attempt, so a retry or a re-delivery after a crash never stores a log twice.
+attempt, so a retry or a re-delivery after a crash never stores a log twice in a backend that
+honours them (ours). The hosted PromptLayer ignores them: `start` asks which kind this is,
+and where keys are ignored a log whose answer timed out is not resent but set aside
+(promptserve.tracing._poster says how).
 """
 
 from __future__ import annotations
@@ -27,7 +30,14 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from promptserve.tracing._drain import SpoolDrain
-from promptserve.tracing._poster import RETRY_STATUSES, LocalHandler, Poster, log_outcome
+from promptserve.tracing._poster import (
+    RETRY_STATUSES,
+    UNCERTAIN,
+    UNCERTAIN_FILE,
+    LocalHandler,
+    Poster,
+    log_outcome,
+)
 from promptserve.tracing._types import LogBody
 
 __all__ = ["DeliveryError", "DeliveryMetrics", "LogDelivery"]
@@ -56,7 +66,8 @@ class DeliveryMetrics(Protocol):
 
     def log_failed(self, reason: str) -> None:
         """One log was given up on, for `reason`: `dropped` (no spool, queue full or
-        shutdown) or `rejected_<status>` (PromptLayer refused it for its content)."""
+        shutdown), `rejected_<status>` (PromptLayer refused it for its content) or
+        `uncertain` (unanswered by a backend that ignores Idempotency-Key: not resent)."""
 
 
 class _NoMetrics:
@@ -119,6 +130,7 @@ class LogDelivery:
             # Enough connections for every worker plus the spool drain's or a group call's.
             max_connections=max_connections if max_connections is not None else workers + 8,
             local=local,
+            uncertain_file=spool_dir / UNCERTAIN_FILE if spool_dir is not None else None,
         )
         self._drain = (
             SpoolDrain(
@@ -153,8 +165,9 @@ class LogDelivery:
             self._loop = asyncio.get_running_loop()
 
     async def start(self) -> None:
-        """Open the spool (delivering what earlier processes left there); no-op without one."""
-        self._owner_loop()
+        """Open the spool (delivering what earlier processes left there); ask, in the
+        background, whether the backend honours Idempotency-Key (Poster.learn_keys)."""
+        self._track(self._owner_loop().create_task(self._poster.learn_keys()))
         if self._drain is not None:
             for run_id, request_id in (await self._drain.start()).items():
                 _remember(self._late_runs, run_id, request_id, _LATE_RUNS_KEPT)
@@ -372,6 +385,10 @@ class LogDelivery:
         if request_id is not None:
             self._landed(item.idempotency_key, item.body, request_id)
             _settle(item.future, request_id)
+        elif answer is UNCERTAIN:  # set aside and counted by the poster: not resent
+            self._metrics.log_pending(-1)
+            self._metrics.log_failed("uncertain")
+            _settle(item.future, None)
         elif may_heal:
             self._give_up(item, "PromptLayer did not answer within the retry budget")
         else:
@@ -425,6 +442,7 @@ class LogDelivery:
             "in_flight": len(self._current),
             **self._counters,
             "failed_attempts_total": self._poster.failed_attempts,
+            "uncertain_total": self._poster.uncertain,
         }
         if self._drain is not None:
             drained = self._drain.stats()

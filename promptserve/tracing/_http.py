@@ -5,23 +5,40 @@ users, so the client's CPU per request is the service's throughput. aiohttp spen
 1.6 times what this does (BENCHMARKS.md, "Delivery client cost"): here a connection is an
 `asyncio.Protocol` and httptools (llhttp, uvicorn's parser) reads the answers.
 
-Any failure without a complete answer raises `TransportError` (cause chained), and the
-connection it happened on is never reused.
+What the hosted PromptLayer needs on top, each in its own module: an http proxy
+(`_proxy` picks it, `_tunnel` CONNECTs through it for https; http goes in absolute form),
+certificates verified against a given CA bundle (`_tls`: certifi or SSL_CERT_FILE), a
+User-Agent, gzip and deflate answers (`_codings`), same-origin 307/308 redirects followed and
+every other 3xx refused (`_redirects`), and answers bounded to `max_answer_bytes`, before
+and after decompression.
+
+Any failure without a complete, usable answer raises `TransportError` (cause chained), whose
+`stage` says whether the server may have acted on the request (`_http_errors`), and the
+connection it happened on is never reused (but for an answer read in full whose body does
+not decode: the stream is still in step).
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import functools
+import importlib.metadata
 import ssl
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-import httptools
+from promptserve.tracing._codings import ACCEPT_ENCODING, decode
+from promptserve.tracing._connection import MAX_ANSWER_BYTES, Connection, Response
+from promptserve.tracing._http_errors import RedirectError, TransportError, failure
+from promptserve.tracing._proxy import Proxy
+from promptserve.tracing._redirects import MAX_REDIRECTS, redirect_target
+from promptserve.tracing._tls import verify_context
+from promptserve.tracing._tunnel import open_tunnel
 
-__all__ = ["HttpPool", "Response", "TransportError"]
+__all__ = ["MAX_ANSWER_BYTES", "HttpPool", "RedirectError", "Response", "TransportError",
+           "user_agent"]
 
 # Below uvicorn's default keep-alive (5 s, ours too), so we close an idle connection before
 # the server does: a request written as the server closes would fail for nothing.
@@ -29,173 +46,14 @@ DEFAULT_IDLE_TIMEOUT = 4.0
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-class TransportError(Exception):
-    """No complete answer: refused, reset, closed early, malformed, or timed out."""
-
-
-@dataclass(frozen=True, slots=True)
-class Response:
-    """A complete answer; header names are lower-case, repeated ones joined by ", "."""
-
-    status: int
-    headers: Mapping[str, str]
-    body: bytes
-
-
-def _failure(message: str, cause: BaseException | None = None) -> TransportError:
-    error = TransportError(message)
-    error.__cause__ = cause
-    return error
-
-
-class _Connection(asyncio.Protocol):
-    """One TCP (or TLS) connection: at most one request in flight, answers parsed as they come."""
-
-    def __init__(
-        self, loop: asyncio.AbstractEventLoop, on_close: Callable[[_Connection], None]
-    ) -> None:
-        self._loop = loop
-        self._on_close = on_close
-        self._transport: asyncio.Transport | None = None
-        self._parser = httptools.HttpResponseParser(self)
-        self._waiter: asyncio.Future[Response] | None = None
-        self._status = 0
-        self._headers: dict[str, str] = {}
-        self._body: list[bytes] = []
-        self._headers_done = False
-        # No Content-Length and not chunked: the body ends when the server closes.
-        self._until_eof = False
-        self._read_timeout = 0.0
-        self._last_read = 0.0
-        self._timer: asyncio.TimerHandle | None = None
-        self.received_any = False
-        # The peer closed while a request waited and before any byte of its answer.
-        self.dropped_unanswered = False
-        self.reusable = True
-        self.closed = False
-        self.served = 0
-        self.idle_since = 0.0
-
-    # -- the exchange, driven by HttpPool.post ----------------------------------------------
-
-    def send(self, request: bytes, read_timeout: float) -> asyncio.Future[Response]:
-        """Write `request`; the future gets the answer or a TransportError."""
-        assert self._transport is not None and self._waiter is None
-        self._waiter = self._loop.create_future()
-        self._status, self._headers, self._body = 0, {}, []
-        self._headers_done = self._until_eof = self.received_any = False
-        self._read_timeout = read_timeout
-        self._last_read = self._loop.time()
-        # One timer per request, re-armed only if bytes came meanwhile: the timeout is per
-        # wait for bytes, yet a fast answer costs a single call_later.
-        self._timer = self._loop.call_later(read_timeout, self._check_read_timeout)
-        self._transport.write(request)
-        return self._waiter
-
-    @property
-    def answering(self) -> bool:
-        """Whether a request is still waiting for its answer."""
-        return self._waiter is not None
-
-    def close(self) -> None:
-        """Drop the connection at once (abort: nothing of ours is left to flush)."""
-        self.reusable = False
-        self._stop_timer()
-        if not self.closed:
-            self.closed = True
-            self._on_close(self)
-        if self._transport is not None:
-            self._transport.abort()
-
-    def _stop_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-    def _check_read_timeout(self) -> None:
-        left = self._last_read + self._read_timeout - self._loop.time()
-        if left > 0:
-            self._timer = self._loop.call_later(left, self._check_read_timeout)
-            return
-        self._timer = None
-        self._fail(_failure(f"no answer within {self._read_timeout:g} s", TimeoutError()))
-
-    def _finish(self, response: Response) -> None:
-        self._stop_timer()
-        waiter, self._waiter = self._waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(response)
-
-    def _fail(self, error: TransportError) -> None:
-        self._stop_timer()
-        waiter, self._waiter = self._waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_exception(error)
-        self.close()
-
-    # -- asyncio.Protocol --------------------------------------------------------------------
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
-
-    def data_received(self, data: bytes) -> None:
-        if self._waiter is None:
-            # Bytes nobody asked for (an idle connection): the stream is out of step.
-            self.close()
-            return
-        self.received_any = True
-        self._last_read = self._loop.time()
-        try:
-            self._parser.feed_data(data)
-        except httptools.HttpParserError as exc:  # also covers HttpParserUpgrade (101)
-            self._fail(_failure("malformed answer", exc))
-
-    def eof_received(self) -> bool:
-        return False  # close the transport; connection_lost follows
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self._waiter is not None and self._headers_done and self._until_eof:
-            self.reusable = False
-            self._finish(Response(self._status, self._headers, b"".join(self._body)))
-        elif self._waiter is not None:
-            self.dropped_unanswered = not self.received_any
-            reason = "connection lost" if exc else "connection closed before the answer ended"
-            self._fail(_failure(reason, exc))
-        self.close()
-
-    # -- httptools callbacks (they must not raise: the parser would wrap the error) ------------
-
-    def on_message_begin(self) -> None:
-        if self._waiter is None:
-            self.reusable = False  # an answer nobody asked for follows the last one
-        self._status, self._headers, self._body = 0, {}, []
-        self._headers_done = self._until_eof = False
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        key = name.decode("latin-1").lower()
-        text = value.decode("latin-1")
-        previous = self._headers.get(key)
-        self._headers[key] = text if previous is None else f"{previous}, {text}"
-
-    def on_headers_complete(self) -> None:
-        self._status = self._parser.get_status_code()
-        self._headers_done = True
-        no_body = self._status < 200 or self._status in (204, 304)
-        chunked = "chunked" in self._headers.get("transfer-encoding", "").lower()
-        self._until_eof = not no_body and not chunked and "content-length" not in self._headers
-
-    def on_body(self, body: bytes) -> None:
-        self._body.append(body)
-
-    def on_message_complete(self) -> None:
-        if self._status < 200:
-            return  # an interim answer (100 Continue, 103): the real one follows
-        if self._waiter is None:
-            self.close()  # a second answer to one request
-            return
-        self.reusable = self.reusable and self._parser.should_keep_alive()
-        self._finish(Response(self._status, self._headers, b"".join(self._body)))
+@functools.cache
+def user_agent() -> str:
+    """`promptserve/<installed version>`, sent with every request."""
+    try:
+        version = importlib.metadata.version("promptserve")
+    except importlib.metadata.PackageNotFoundError:
+        version = "0+unknown"  # run from a source tree that was never installed
+    return f"promptserve/{version}"
 
 
 class HttpPool:
@@ -203,8 +61,9 @@ class HttpPool:
 
     `post(path)` requests `base_url`'s path + `path`. Callers beyond `max_connections` wait
     for a free connection within their connect timeout. A connection idle for more than
-    `idle_timeout` s, closed by the server, or that failed is not reused. Bind it to one
-    event loop: the one running when it is created.
+    `idle_timeout` s, closed by the server, or that failed is not reused. Connections go
+    through `proxy` if given; https is verified with `ssl_context` (default: certifi's CA
+    bundle). Bind it to one event loop: the one running when it is created.
     """
 
     def __init__(
@@ -215,6 +74,8 @@ class HttpPool:
         headers: Mapping[str, str] | None = None,
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
         ssl_context: ssl.SSLContext | None = None,
+        proxy: Proxy | None = None,
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
     ) -> None:
         url = urlsplit(base_url)
         if url.scheme not in _DEFAULT_PORTS or not url.hostname:
@@ -223,19 +84,31 @@ class HttpPool:
         self._port = url.port or _DEFAULT_PORTS[url.scheme]
         self._ssl: ssl.SSLContext | None = None
         if url.scheme == "https":
-            self._ssl = ssl_context or ssl.create_default_context()
+            self._ssl = ssl_context or verify_context({})
+        self._proxy = proxy
+        self._max_answer = max_answer_bytes
         self._prefix = url.path.rstrip("/")
         host = f"[{self._host}]" if ":" in self._host else self._host
         if url.port is not None and url.port != _DEFAULT_PORTS[url.scheme]:
             host = f"{host}:{url.port}"
+        self._origin = f"{url.scheme}://{host}"
+        # Through a proxy, plain http names the whole URL in the request line (absolute
+        # form); https goes through a CONNECT tunnel and looks direct from inside it.
+        plain_proxy = proxy is not None and self._ssl is None
+        self._target_prefix = self._origin if plain_proxy else ""
+        fixed = {"host": ("Host", host), "user-agent": ("User-Agent", user_agent()),
+                 "accept-encoding": ("Accept-Encoding", ACCEPT_ENCODING)}
+        if plain_proxy and proxy is not None and proxy.authorization is not None:
+            fixed["proxy-authorization"] = ("Proxy-Authorization", proxy.authorization)
+        fixed.update({name.lower(): (name, value) for name, value in (headers or {}).items()})
         # The part of every request head that never changes, encoded once.
-        self._fixed_head = f"Host: {host}\r\n{_header_lines(headers or {})}".encode("latin-1")
+        self._fixed_head = _header_lines(dict(fixed.values())).encode("latin-1")
         self._idle_timeout = idle_timeout
         self._loop = asyncio.get_running_loop()
         self._slots = asyncio.Semaphore(max_connections)
         # Most recently used on the left: reuse the warmest, let the oldest expire.
-        self._idle: collections.deque[_Connection] = collections.deque()
-        self._open: set[_Connection] = set()
+        self._idle: collections.deque[Connection] = collections.deque()
+        self._open: set[Connection] = set()
         self._closed = False
 
     async def post(
@@ -250,11 +123,26 @@ class HttpPool:
         """POST `content`; the complete answer, whatever its status, or TransportError.
 
         `connect_timeout` bounds waiting for a free connection plus connecting;
-        `read_timeout` each wait for the answer's bytes.
+        `read_timeout` each wait for the answer's bytes. Same-origin 307/308 redirects are
+        followed (each hop with both timeouts afresh); any other 3xx raises RedirectError.
         """
         if self._closed:
             raise RuntimeError("HttpPool is closed")
-        request = self._request(path, content, headers or {})
+        if not path.startswith("/") or any(c in path for c in " \r\n"):
+            raise ValueError(f"bad request path: {path!r}")
+        target, extra = self._prefix + path, _header_lines(headers or {})
+        for _ in range(MAX_REDIRECTS + 1):
+            request = self._request(target, content, extra)
+            response = await self._exchange(request, connect_timeout, read_timeout)
+            if not 300 <= response.status < 400:
+                return self._decoded(response)
+            target = redirect_target(response.status, response.headers.get("location"),
+                                     url=self._origin + target)
+        raise RedirectError(f"more than {MAX_REDIRECTS} redirects, the last to {target}",
+                            status=response.status, location=self._origin + target)
+
+    async def _exchange(self, request: bytes, connect_timeout: float,
+                        read_timeout: float) -> Response:
         loop = self._loop
         deadline = loop.time() + connect_timeout
         if self._slots.locked():
@@ -262,7 +150,7 @@ class HttpPool:
                 async with asyncio.timeout_at(deadline):
                     await self._slots.acquire()
             except TimeoutError as exc:
-                raise _failure("no free connection in time", exc) from exc
+                raise failure("no free connection in time", exc) from exc
         else:
             await self._slots.acquire()  # returns at once
         try:
@@ -300,17 +188,26 @@ class HttpPool:
         # Let the transports' connection_lost callbacks run before the loop may close.
         await asyncio.sleep(0)
 
-    def _request(self, path: str, content: bytes, headers: Mapping[str, str]) -> bytes:
-        if not path.startswith("/") or any(c in path for c in " \r\n"):
-            raise ValueError(f"bad request path: {path!r}")
+    def _request(self, target: str, content: bytes, extra_headers: str) -> bytes:
         head = (
-            f"POST {self._prefix}{path} HTTP/1.1\r\n".encode("latin-1")
+            f"POST {self._target_prefix}{target} HTTP/1.1\r\n".encode("latin-1")
             + self._fixed_head
-            + f"Content-Length: {len(content)}\r\n{_header_lines(headers)}\r\n".encode("latin-1")
+            + f"Content-Length: {len(content)}\r\n{extra_headers}\r\n".encode("latin-1")
         )
         return head + content
 
-    def _reuse(self) -> _Connection | None:
+    def _decoded(self, response: Response) -> Response:
+        coding = response.headers.get("content-encoding")
+        if coding is None or not response.body:
+            return response
+        try:
+            body = decode(response.body, coding, limit=self._max_answer)
+        except ValueError as exc:
+            raise TransportError(str(exc), stage="answer") from exc
+        headers = {k: v for k, v in response.headers.items() if k != "content-encoding"}
+        return Response(response.status, headers, body)
+
+    def _reuse(self) -> Connection | None:
         now = self._loop.time()
         while self._idle:
             connection = self._idle.popleft()
@@ -327,20 +224,31 @@ class HttpPool:
         while self._idle and self._idle[-1].idle_since < limit:
             self._idle.pop().close()
 
-    async def _connect(self, deadline: float) -> _Connection:
+    async def _connect(self, deadline: float) -> Connection:
+        def connection() -> Connection:
+            return Connection(self._loop, self._open.discard, self._max_answer)
+
+        proxy = self._proxy
+        where = f"{self._host}:{self._port}" + (f" through proxy {proxy.label}" if proxy else "")
         try:
             async with asyncio.timeout_at(deadline):
-                _, connection = await self._loop.create_connection(
-                    lambda: _Connection(self._loop, self._open.discard),
-                    self._host,
-                    self._port,
-                    ssl=self._ssl,
-                    server_hostname=self._host if self._ssl is not None else None,
-                )
+                if proxy is not None and self._ssl is not None:
+                    made = await open_tunnel(self._loop, proxy, host=self._host,
+                                             port=self._port, tls=self._ssl,
+                                             protocol=connection, user_agent=user_agent())
+                else:
+                    host, port = (proxy.host, proxy.port) if proxy else (self._host, self._port)
+                    direct_tls = self._ssl if proxy is None else None
+                    _, made = await self._loop.create_connection(
+                        connection, host, port, ssl=direct_tls,
+                        server_hostname=self._host if direct_tls is not None else None,
+                    )
+        except TransportError:
+            raise  # the proxy refused: its message says why
         except (OSError, TimeoutError) as exc:  # ssl.SSLError is an OSError
-            raise _failure(f"cannot connect to {self._host}:{self._port}", exc) from exc
-        self._open.add(connection)
-        return connection
+            raise failure(f"cannot connect to {where}", exc) from exc
+        self._open.add(made)
+        return made
 
 
 def _header_lines(headers: Mapping[str, Any]) -> str:

@@ -1,20 +1,44 @@
-"""POSTs to PromptLayer over one keep-alive pool (tracing._http), retrying what may heal."""
+"""POSTs to PromptLayer over one keep-alive pool (tracing._http), retrying what may heal.
+
+Retries and duplicates: every log carries an Idempotency-Key (its LLM run id). Our backend
+stores a repeat once; the hosted PromptLayer ignores the header, so there a log sent twice is
+stored twice. `Poster.keys_honoured` says which kind of backend this is: True once it has
+answered our batch route (only our backend has one), False once it answered that route 404
+or 405 (the hosted one), None before either: then a post is retried as it always was.
+Where keys are not honoured, a keyed post written in full is never sent again after a read
+timeout. Its answer is awaited for `confirm_timeout` s instead of the attempt's few seconds
+(a slow answer then lands late, once), and when none comes, or one that cannot be read, the
+log is uncertain: it is not resent, it is counted (`uncertain`), and it is set aside with
+the reason in `uncertain_file` for an operator to check against PromptLayer. Posts that
+failed before anything was written, or whose connection was lost before any byte of an
+answer, a 429 and a 5xx are still retried: the server did not act on them, or said it
+failed, or most likely went away before storing.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from promptserve import json_codec
-from promptserve.tracing._http import HttpPool, TransportError
+from promptserve.jsonl import append_durably
+from promptserve.tracing._http import HttpPool, RedirectError, TransportError
+from promptserve.tracing._proxy import proxy_for
+from promptserve.tracing._tls import verify_context
 
 __all__ = [
     "BATCH_PATH",
+    "CONFIRM_TIMEOUT",
     "RETRY_STATUSES",
+    "UNCERTAIN",
+    "UNCERTAIN_FILE",
     "BatchAnswers",
     "LocalHandler",
     "PostResult",
@@ -33,6 +57,24 @@ BATCH_PATH = "/log-request/batch"
 # Answers to a batch meaning "no such route here" (hosted PromptLayer): never try again.
 _NO_BATCH_ROUTE = frozenset({404, 405})
 
+# How long a written log waits for its answer where a resend could store it twice: longer
+# than any healthy answer, and than most gateways wait before they answer 504 themselves.
+CONFIRM_TIMEOUT = 60.0
+# Where a spooling delivery sets aside logs whose fate is unknown (beside the spool's files).
+UNCERTAIN_FILE = "uncertain.jsonl"
+# Failure stages after which the server may have stored the log (_http_errors).
+_UNCERTAIN_STAGES = frozenset({"timeout", "answer"})
+
+
+class _Uncertain:
+    """The body of an uncertain PostResult: no answer to read, and not to be resent."""
+
+    def __repr__(self) -> str:
+        return "UNCERTAIN"
+
+
+UNCERTAIN: Any = _Uncertain()
+
 
 @dataclass(frozen=True, slots=True)
 class PostResult:
@@ -42,6 +84,9 @@ class PostResult:
     status: int | None = None
     body: Any = None
     transient: bool = False
+    # Written in full, then no usable answer, from a backend that ignores Idempotency-Key:
+    # it may have been stored, so it is not sent again (`transient` is False).
+    uncertain: bool = False
 
     @property
     def ok(self) -> bool:
@@ -81,21 +126,38 @@ class Poster:
         backoff_max: float,
         max_connections: int,
         local: Mapping[str, LocalHandler] | None = None,
+        environ: Mapping[str, str] | None = None,
+        uncertain_file: Path | None = None,
+        confirm_timeout: float = CONFIRM_TIMEOUT,
     ) -> None:
         """A client sending `api_key` in X-API-KEY to `base_url`; paths in `local` are
-        answered by their in-process handler instead (no retries: nothing to heal)."""
+        answered by their in-process handler instead (no retries: nothing to heal).
+
+        Proxy and CA settings come from `environ` (default: the process's environment, where
+        every HTTP client of the process reads them: promptserve.tracing._proxy, _tls); a
+        setting that cannot work raises ValueError here, at start-up, not on the first log.
+        """
         self._base_url = base_url.rstrip("/")
         self._attempt_timeout = attempt_timeout
         self._backoff_initial = backoff_initial
         self._backoff_max = backoff_max
         self._max_connections = max_connections
         self._headers = {"X-API-KEY": api_key, "Content-Type": "application/json"}
+        settings = os.environ if environ is None else environ
+        self._proxy = proxy_for(self._base_url, settings)
+        https = urlsplit(self._base_url).scheme == "https"
+        self._ssl = verify_context(settings) if https else None
+        self._uncertain_file = uncertain_file
+        self._confirm_timeout = confirm_timeout
         self._pool: HttpPool | None = None
         self._closed = False
         self._local = dict(local or {})
         self.failed_attempts = 0
+        self.uncertain = 0
         # Until a batch post says otherwise (404/405), the backend is taken to have the route.
         self.batch_route = True
+        # Whether the backend stores a repeated Idempotency-Key once (module docstring).
+        self.keys_honoured: bool | None = True if BATCH_PATH in self._local else None
 
     def _client(self) -> HttpPool:
         if self._pool is None:
@@ -104,7 +166,8 @@ class Poster:
             # Keep-alive pool as large as the callers' concurrency (delivery workers), so a
             # burst of logs reuses warm connections instead of paying a TCP handshake each.
             self._pool = HttpPool(
-                self._base_url, max_connections=self._max_connections, headers=self._headers
+                self._base_url, max_connections=self._max_connections, headers=self._headers,
+                ssl_context=self._ssl, proxy=self._proxy,
             )
         return self._pool
 
@@ -134,6 +197,9 @@ class Poster:
         # Serialise once (here, off the callback path); `default=str` keeps odd values loggable.
         content = json_codec.dumps(body)
         pool = self._client()
+        key = headers.get("Idempotency-Key")
+        # A resend could store it twice: once written, wait long for its answer instead.
+        once = key is not None and self.keys_honoured is False
         attempt = 0
         while True:
             attempt += 1
@@ -142,12 +208,23 @@ class Poster:
             # Per phase, not in total: waiting for a pooled connection or connecting, and
             # then each wait for the answer's bytes (a slow but live answer is not cut).
             phase = max(0.05, min(self._attempt_timeout, remaining))
+            read = max(phase, self._confirm_timeout) if once else phase
             try:
                 response = await pool.post(
-                    path, content, headers, connect_timeout=phase, read_timeout=phase
+                    path, content, headers, connect_timeout=phase, read_timeout=read
                 )
+            except RedirectError as exc:
+                # Asking again gets the same answer: no retries, the caller keeps the log.
+                self.failed_attempts += 1
+                logger.warning("%s: not delivered: %s", what, exc)
+                return PostResult(None, transient=True)
             except TransportError as exc:
                 reason = f"{exc} ({type(exc.__cause__).__name__})"
+                if once and exc.stage in _UNCERTAIN_STAGES:
+                    assert key is not None
+                    self.failed_attempts += 1
+                    await self._set_aside(key, body, what, reason)
+                    return PostResult(None, UNCERTAIN, uncertain=True)
             else:
                 status = response.status
                 if 200 <= status < 300:
@@ -183,12 +260,52 @@ class Poster:
         results = result.body.get("results") if result.ok and isinstance(result.body, dict) \
             else None
         if isinstance(results, list) and len(results) == len(entries):
+            self.keys_honoured = True  # our backend: the only one with this route
             return BatchAnswers([_batch_answer(r) for r in results])
         if result.status in _NO_BATCH_ROUTE:
             logger.info("PromptLayer has no %s (HTTP %s): posting logs one by one",
                         BATCH_PATH, result.status)
             self.batch_route = False
+            self.keys_honoured = False
         return BatchAnswers(None, transient=result.transient, status=result.status)
+
+    async def learn_keys(self) -> bool | None:
+        """Ask the backend, with an empty batch, whether it honours Idempotency-Key (our
+        backend answers the batch route, the hosted one 404); `keys_honoured` after it.
+
+        One quiet attempt: a failure leaves `keys_honoured` as it was, and is not counted.
+        """
+        if self.keys_honoured is not None:
+            return self.keys_honoured
+        try:
+            response = await self._client().post(
+                BATCH_PATH, b'{"requests": []}', connect_timeout=self._attempt_timeout,
+                read_timeout=self._attempt_timeout)
+        except TransportError as exc:
+            logger.info("could not tell whether PromptLayer honours Idempotency-Key (%s): "
+                        "until it says, a log may be sent twice after a timeout", exc)
+            return None
+        if 200 <= response.status < 300 and isinstance(_json(response.body), dict):
+            self.keys_honoured = True
+        elif response.status in _NO_BATCH_ROUTE:
+            self.keys_honoured = self.batch_route = False
+        return self.keys_honoured
+
+    async def _set_aside(self, key: str, body: Mapping[str, Any], what: str,
+                         reason: str) -> None:
+        """Count an uncertain log and keep it, with why, where an operator can find it."""
+        self.uncertain += 1
+        logger.warning(
+            "%s: written, then %s; PromptLayer may have stored it and ignores Idempotency-Key, "
+            "so it is not sent again%s", what, reason,
+            f" (kept in {self._uncertain_file})" if self._uncertain_file else "")
+        if self._uncertain_file is None:
+            return
+        line = json_codec.dumps({"k": key, "b": body, "why": reason}) + b"\n"
+        try:
+            await asyncio.to_thread(append_durably, self._uncertain_file, line)
+        except OSError:
+            logger.exception("%s: could not be set aside in %s", what, self._uncertain_file)
 
     @property
     def attempt_timeout(self) -> float:
@@ -212,13 +329,15 @@ class Poster:
 
 def log_outcome(status: int | None, answer: Any, *, transient: bool) -> tuple[int | None, bool]:
     """What one log's answer (alone or within a batch) means: (request id, False) if stored;
-    (None, True) if it may heal (no answer, 429, 5xx); (None, False) if refused for good, or
-    stored without a usable id."""
+    (None, True) if it may heal (no answer, 429, 5xx); (None, False) if refused for good,
+    stored without a usable id, or uncertain (set aside by Poster, not to be resent)."""
     if status is not None and 200 <= status < 300:
         try:
             return int(answer["id"]), False
         except (ValueError, KeyError, TypeError):
             return None, False
+    if answer is UNCERTAIN:
+        return None, False
     return None, transient or status is None or status in RETRY_STATUSES
 
 

@@ -7,7 +7,7 @@ from typing import Any, TypeAlias
 
 __all__ = ["Blueprint", "LogBody", "PromptRef"]
 
-# A PromptLayer prompt blueprint (docs/PROMPTLAYER_API.md §4) and a /log-request body (docs/PROMPTLAYER_API.md §2.1).
+# A PromptLayer prompt blueprint and a /log-request body (docs/PROMPTLAYER_API.md §4, §2.1).
 Blueprint: TypeAlias = dict[str, Any]
 LogBody: TypeAlias = dict[str, Any]
 
