@@ -8,6 +8,7 @@ store is opened (and migrated) and closed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -17,12 +18,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.backend.api import registry, requests, tracking
+from app.backend.api import registry, releases, requests, tracking
 from app.backend.dashboard import install_dashboard
 from app.backend.errors import ApiError
 from app.backend.store import open_store
 from app.config import Settings
 from app.keys import KeyRing
+from app.releases.service import GuardrailRunner
 from promptserve import json_codec
 
 __all__ = ["create_backend_app"]
@@ -73,9 +75,19 @@ def create_backend_app(settings: Settings, *, api_key: str) -> FastAPI:
         # Opening migrates the schema: blocking work, so off the event loop.
         store = await asyncio.to_thread(open_store, settings.sqlalchemy_url)
         app.state.store = store
+        # The release guardrail: soon after each score (tracking routes poke it) and
+        # every 30 s, so a bad challenger rolls back even when scores stop.
+        guardrails = GuardrailRunner(store)
+        app.state.guardrails = guardrails
+        ticking = asyncio.create_task(guardrails.run_forever())
         try:
             yield
         finally:
+            app.state.guardrails = None
+            ticking.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticking
+            await guardrails.close()
             app.state.store = None
             await asyncio.to_thread(store.close)
 
@@ -84,10 +96,12 @@ def create_backend_app(settings: Settings, *, api_key: str) -> FastAPI:
     app.state.backend_key_ring = KeyRing([api_key])
     app.state.settings = settings
     app.state.store = None
+    app.state.guardrails = None
     _install_error_handlers(app)
     app.include_router(registry.router)
     app.include_router(requests.router)
     app.include_router(tracking.router)
+    app.include_router(releases.router)
     install_dashboard(app)
 
     @app.get("/healthz")

@@ -1,8 +1,14 @@
-"""Prompt registry routes: get (rendered on request), list, publish (contract §1)."""
+"""Prompt registry routes: get (rendered on request), list, publish (contract §1).
+
+A get by a split label resolves by the split's weights at random per call, the segment from
+`metadata_filters` (docs/RELEASES.md), as the hosted service resolves its A/B labels; a
+publish that moves labels writes a history row per move, by the key that published.
+"""
 
 from __future__ import annotations
 
 import math
+import random
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
@@ -12,6 +18,7 @@ from app.backend.api._http import (
     authenticated_body,
     check_header_key,
     check_text,
+    key_ring_of,
     store_of,
     utcnow,
     validate,
@@ -26,10 +33,23 @@ from app.backend.store.registry import (
     list_versions,
     publish_version,
 )
+from app.keys import presented_key
+from app.releases.service import who
 
 __all__ = ["router", "template_response"]
 
 router = APIRouter()
+
+# Split labels draw per call; the draw needs no secrecy, only independence.
+_draws = random.Random()
+
+
+def _actor(request: Request, body: dict[str, Any]) -> str:
+    """The history's `by` for a publish: the key accepted, the client that says it sent."""
+    key = presented_key(request, bearer=False)
+    if not key_ring_of(request).allows(key) and isinstance(body.get("api_key"), str):
+        key = body["api_key"]
+    return who(key, request.headers.get("x-promptserve-client"))
 
 
 def template_response(
@@ -63,10 +83,20 @@ def template_response(
 @router.post("/prompt-templates/{identifier:path}")
 async def get_template(identifier: str, request: Request) -> JSONResponse:
     """One template version: latest, by `version`, or by `label` (label wins)."""
-    body = validate(GetTemplateBody, await authenticated_body(request))
+    raw = await authenticated_body(request)
+    body = validate(GetTemplateBody, raw)
     check_text(identifier, "prompt template identifier")
+    filters = raw.get("metadata_filters")
+    draw = _draws.randrange(100) if body.label is not None else None
     found = await store_of(request).read(
-        lambda c: get_version(c, identifier=identifier, version=body.version, label=body.label)
+        lambda c: get_version(
+            c,
+            identifier=identifier,
+            version=body.version,
+            label=body.label,
+            split_draw=draw,
+            metadata_filters=filters if isinstance(filters, dict) else None,
+        )
     )
     render = body.input_variables is not None and not body.skip_input_variable_rendering
     return JSONResponse(
@@ -112,7 +142,9 @@ async def list_templates(
 @router.post("/rest/prompt-templates", status_code=201)
 async def publish(request: Request) -> JSONResponse:
     """Append a version (creating the template if new) and move its release labels."""
-    body = validate(PublishBody, await authenticated_body(request))
+    raw = await authenticated_body(request)
+    body = validate(PublishBody, raw)
+    by = _actor(request, raw)
     head, version = body.prompt_template, body.prompt_version
     # The contract reads the version's fields from prompt_version; fall back to the template
     # part for callers that send a single object.
@@ -145,6 +177,7 @@ async def publish(request: Request) -> JSONResponse:
             commit_message=commit_message,
             release_labels=labels,
             now=utcnow(),
+            by=by,
         )
     )
     return JSONResponse(

@@ -1,4 +1,8 @@
-"""Tracking routes: score, metadata, prompt link, groups (contract §3); both spellings each."""
+"""Tracking routes: score, metadata, prompt link, groups (contract §3); both spellings each.
+
+A stored score pokes the release guardrail (`app.state.guardrails`, when the backend runs
+one), which judges guarded splits soon after, off the score's own request.
+"""
 
 from __future__ import annotations
 
@@ -40,6 +44,9 @@ async def track_score(request: Request) -> JSONResponse:
             c, request_id=body.request_id, name=name, score=body.score, now=utcnow()
         )
     )
+    guardrails = getattr(request.app.state, "guardrails", None)
+    if guardrails is not None:
+        guardrails.poke()
     return _ok("score tracked")
 
 

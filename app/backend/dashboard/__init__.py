@@ -9,6 +9,7 @@ from fastapi.responses import RedirectResponse
 from starlette.requests import Request
 from starlette.staticfiles import StaticFiles
 
+from app.backend.dashboard._release_routes import release_api_router, release_pages_router
 from app.backend.dashboard._render import make_environment
 from app.backend.dashboard._routes import api_router, pages_router
 
@@ -22,6 +23,8 @@ def install_dashboard(app: FastAPI) -> None:
     app.state.dashboard_templates = make_environment()
     app.include_router(pages_router)
     app.include_router(api_router)
+    app.include_router(release_pages_router)
+    app.include_router(release_api_router)
     app.mount("/dashboard/static", StaticFiles(directory=_STATIC), name="dashboard-static")
 
     @app.get("/", include_in_schema=False)

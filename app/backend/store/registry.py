@@ -1,11 +1,13 @@
 """Repository of the prompt registry: templates, versions and release labels.
 
 Keyword-only functions taking a connection; writers run inside the writer thread's savepoint.
+Label moves go through `store.releases.move_label`, so each one lands in the release history;
+a label read may resolve a split label by its weights (`get_version`'s `split_draw`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -13,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from app.backend.errors import NotFound
+from app.backend.store.releases import move_label, split_version_id
 from app.backend.store.schema import prompt_templates as T
 from app.backend.store.schema import prompt_versions as V
 from app.backend.store.schema import release_labels as L
@@ -105,15 +108,36 @@ def resolve_version_id(
 
 
 def get_version(
-    connection: sa.Connection, *, identifier: str, version: int | None, label: str | None
+    connection: sa.Connection,
+    *,
+    identifier: str,
+    version: int | None,
+    label: str | None,
+    split_draw: int | None = None,
+    metadata_filters: Mapping[str, Any] | None = None,
 ) -> TemplateVersion:
-    """The requested version of a template; NotFound names what is unknown."""
+    """The requested version of a template; NotFound names what is unknown.
+
+    With `split_draw` (0-99), a split label resolves by its weights (the arms of the
+    segment that `metadata_filters` names), as the hosted service resolves an A/B label;
+    without it, a label reads the row it points at (the control while split).
+    """
     template_id = find_template_id(connection, identifier=identifier)
     if template_id is None:
         raise NotFound(f"prompt template {identifier!r} not found")
-    version_id = resolve_version_id(
-        connection, template_id=template_id, version=version, label=label
-    )
+    version_id: int | None = None
+    if label is not None and split_draw is not None:
+        version_id = split_version_id(
+            connection,
+            template_id=template_id,
+            label=label,
+            metadata=metadata_filters,
+            draw=split_draw,
+        )
+    if version_id is None:
+        version_id = resolve_version_id(
+            connection, template_id=template_id, version=version, label=label
+        )
     if version_id is None:
         what = f"label {label!r}" if label is not None else f"version {version}"
         raise NotFound(f"prompt template {identifier!r} has no {what}")
@@ -178,8 +202,13 @@ def publish_version(
     commit_message: str | None,
     release_labels: list[str],
     now: datetime,
+    by: str = "unknown",
 ) -> TemplateVersion:
-    """Append version N+1 (creating the template if new) and move `release_labels` onto it."""
+    """Append version N+1 (creating the template if new) and move `release_labels` onto it.
+
+    Each move is a history row `move` by `by` (see `store.releases.move_label`); a split
+    label moved by a publish stops being split.
+    """
     template_id = _template_id_for_publish(connection, name=name, tags=tags, now=now)
     # The template row is locked FOR UPDATE on PostgreSQL, so N+1 cannot race.
     latest = connection.scalar(
@@ -197,16 +226,16 @@ def publish_version(
         )
         .returning(V.c.id)
     )
+    assert version_id is not None
     for label in dict.fromkeys(release_labels):
-        moved = connection.execute(
-            sa.update(L)
-            .where(L.c.template_id == template_id, L.c.label == label)
-            .values(version_id=version_id)
+        move_label(
+            connection,
+            template_id=template_id,
+            label=label,
+            version_id=int(version_id),
+            by=by,
+            now=now,
         )
-        if moved.rowcount == 0:
-            connection.execute(
-                sa.insert(L).values(template_id=template_id, label=label, version_id=version_id)
-            )
     row = connection.execute(
         sa.select(*_COLUMNS).join(T, T.c.id == V.c.template_id).where(V.c.id == version_id)
     ).one()

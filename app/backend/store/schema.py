@@ -14,7 +14,9 @@ __all__ = [
     "metadata",
     "prompt_templates",
     "prompt_versions",
+    "release_history",
     "release_labels",
+    "release_splits",
     "request_tags",
     "requests",
     "scores",
@@ -133,5 +135,45 @@ scores = sa.Table(
     sa.Index("ix_scores_name_score", "name", "score", "request_id"),
     # Added by migration 0002: average scores per prompt version from the index alone.
     sa.Index("ix_scores_request_name_score", "request_id", "name", "score"),
+    sqlite_autoincrement=True,
+)
+
+# A/B releases (migration 0003, docs/RELEASES.md). A row per label split now; the label's
+# `release_labels` row stays on the control meanwhile. `looks` keeps each challenger's last
+# comparison (judging.Comparison.to_dict) for this release id, so a verdict never reverts.
+release_splits = sa.Table(
+    "release_splits",
+    metadata,
+    _id(),
+    sa.Column("template_id", Id, sa.ForeignKey("prompt_templates.id"), nullable=False),
+    sa.Column("label", sa.String(512), nullable=False),
+    sa.Column("release_id", sa.String(64), nullable=False),
+    sa.Column("control", sa.Integer(), nullable=False),
+    sa.Column("arms", sa.JSON(), nullable=False),
+    sa.Column("segments", sa.JSON(), nullable=True),
+    sa.Column("guardrail", sa.Boolean(), nullable=False),
+    sa.Column("alpha", sa.Float(), nullable=False),
+    sa.Column("started_at", sa.DateTime(), nullable=False),
+    sa.Column("updated_at", sa.DateTime(), nullable=False),
+    sa.Column("looks", sa.JSON(), nullable=False),
+    sa.UniqueConstraint("template_id", "label", name="uq_release_splits_template_label"),
+    sqlite_autoincrement=True,
+)
+
+# Every change of a label or a split, append-only; `before`/`after` hold the label's state
+# (`{"version": n}`, a split object, or null), `reason` why the guardrail acted.
+release_history = sa.Table(
+    "release_history",
+    metadata,
+    _id(),
+    sa.Column("template_id", Id, sa.ForeignKey("prompt_templates.id"), nullable=False),
+    sa.Column("label", sa.String(512), nullable=False),
+    sa.Column("at", sa.DateTime(), nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("before", sa.JSON(), nullable=True),
+    sa.Column("after", sa.JSON(), nullable=True),
+    sa.Column("by", sa.Text(), nullable=False),
+    sa.Column("reason", sa.Text(), nullable=True),
+    sa.Index("ix_release_history_template_label", "template_id", "label", "id"),
     sqlite_autoincrement=True,
 )

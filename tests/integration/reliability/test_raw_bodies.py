@@ -48,7 +48,12 @@ BACKEND_ROUTES = (
     "/rest/track-score", "/library-track-metadata", "/rest/track-metadata",
     "/library-track-prompt", "/rest/track-prompt", "/create-group", "/rest/create-group",
     "/track-group", "/rest/track-group", "/v1/traces", "/dashboard/login", "/dashboard/logout",
+    # A/B releases (docs/RELEASES.md): promote/rollback, a label; a split (PUT), a move (PATCH).
+    "/rest/releases/example/prod/promote", "/prompts/1/label",
+    "/rest/releases/example/prod", "/prompt-labels/1",
 )
+# Routes of BACKEND_ROUTES that take another method than POST.
+BACKEND_METHODS = {"/rest/releases/example/prod": "PUT", "/prompt-labels/1": "PATCH"}
 DASHBOARD_FORMS = ("/dashboard/login", "/dashboard/logout")
 
 HYPOTHESIS = {
@@ -223,9 +228,10 @@ def _json(raw: bytes | str) -> Any:
         raise AssertionError(f"the answer is not JSON ({error}): {raw[:300]!r}") from None
 
 
-def _post(url: str, raw: bytes, headers: dict[str, str] | None = None) -> httpx.Response:
-    return httpx.post(url, content=raw, timeout=60,
-                      headers={"content-type": "application/json", **(headers or {})})
+def _post(url: str, raw: bytes, headers: dict[str, str] | None = None, *,
+          method: str = "POST") -> httpx.Response:
+    return httpx.request(method, url, content=raw, timeout=60,
+                         headers={"content-type": "application/json", **(headers or {})})
 
 
 @dataclass
@@ -421,6 +427,12 @@ def _valid_backend_body(path: str, request_id: int) -> Any:
         "/v1/traces": {},
         "/dashboard/login": {},
         "/dashboard/logout": {},
+        "/rest/releases/example/prod/promote": {"version": 1},
+        "/prompts/1/label": {"prompt_version_number": 1, "name": "raw-bodies"},
+        "/rest/releases/example/prod": {"arms": [{"version": 1, "weight": 100}],
+                                        "control": 1, "guardrail": False, "alpha": 0.05,
+                                        "segments": None},
+        "/prompt-labels/1": {"prompt_version_number": 1},
     }[REST_SPELLINGS.get(path, path)]
 
 
@@ -439,7 +451,8 @@ def _backend_headers(path: str) -> dict[str, str]:
 
 
 def check_backend_answer(served: Served, path: str, raw: bytes) -> None:
-    response = _post(f"{served.url}/promptlayer{path}", raw, _backend_headers(path))
+    response = _post(f"{served.url}/promptlayer{path}", raw, _backend_headers(path),
+                     method=BACKEND_METHODS.get(path, "POST"))
     assert response.status_code < 500, (path, response.status_code, response.text[:500])
     if response.status_code >= 400 and path not in DASHBOARD_FORMS:
         assert _json(response.content)["message"], response.text
@@ -524,6 +537,10 @@ BACKEND_SLOTS: dict[str, list[str | int]] = {
     "/rest/track-metadata": ["metadata", "k"],
     "/library-track-prompt": ["prompt_input_variables", "product"],
     "/rest/track-prompt": ["prompt_input_variables", "product"],
+    "/rest/releases/example/prod/promote": ["version"],
+    "/prompts/1/label": ["name"],
+    "/rest/releases/example/prod": ["arms", 0, "version"],
+    "/prompt-labels/1": ["prompt_version_number"],
 }
 # Not refused for a bad body: create-group reads none, /v1/traces discards OTLP bytes,
 # track-group's two ids are numbers (covered by the property run), the dashboard's forms.
@@ -539,7 +556,8 @@ def test_each_bad_class_is_a_400_on_each_backend_route(served: Served, path: str
     del bad["mixed-list"]  # valid JSON: most of these slots take any (the property run)
     bad["nul-escape"] = encode(valid).replace(b'"VALUE"', b'"a\\u0000b"')
     for name, raw in bad.items():
-        response = _post(f"{served.url}/promptlayer{path}", raw, _backend_headers(path))
+        response = _post(f"{served.url}/promptlayer{path}", raw, _backend_headers(path),
+                     method=BACKEND_METHODS.get(path, "POST"))
         if path == "/log-request/batch" and name in ("surrogate-escape", "nul-escape"):
             # Judged log by log: that log alone is refused, as /log-request would.
             assert response.status_code == 200, (name, response.text[:300])
@@ -626,6 +644,13 @@ def test_every_route_is_covered(served: Served) -> None:
               for prefix in ("", "/c/{config_hash}")}
     assert service - chains == set(FEEDBACK_ROUTES)
     backend = posts(f"{served.url}/promptlayer/openapi.json")
-    documented = {p.replace("/prompt-templates/example", "/prompt-templates/{identifier}")
-                  for p in BACKEND_ROUTES if p not in DASHBOARD_FORMS}
+    templates = {"/prompt-templates/example": "/prompt-templates/{identifier}",
+                 "/rest/releases/example/prod/promote": "/rest/releases/{rest}",
+                 "/prompts/1/label": "/prompts/{prompt_id}/label"}
+    documented = {templates.get(p, p) for p in BACKEND_ROUTES
+                  if p not in DASHBOARD_FORMS and p not in BACKEND_METHODS}
     assert backend == documented
+    schema = httpx.get(f"{served.url}/promptlayer/openapi.json", timeout=30).json()["paths"]
+    others = {(method.upper(), path) for path, operations in schema.items()
+              for method in operations if method in ("put", "patch")}
+    assert others == {("PUT", "/rest/releases/{rest}"), ("PATCH", "/prompt-labels/{label_id}")}

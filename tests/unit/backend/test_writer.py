@@ -75,7 +75,7 @@ def test_sqlite_pragmas_and_migration_idempotent(store: Store, tmp_path: Path) -
         lambda c: c.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
     )
     again.close()
-    assert version == "0002"
+    assert version == "0003"
 
 
 async def test_ids_never_reused(store: Store) -> None:
