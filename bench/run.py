@@ -5,6 +5,7 @@ Parts (all by default; `--only PART`, repeatable):
   overhead  Issue 3 a–c: traced /example/invoke ÷ bare LangServe, SDK references (wrk)
   together  Issue 3 a: the same ratio with bare and the variant loaded at once on one CPU
   critique  the same on /critique: two calls logged per answer, bare serving both calls too
+  release   Issue 18: traced /example on a split label ÷ on a plain label, loaded at once
   latency   Issue 3 d–e: first streamed chunk, last chunk → id event, 50 ms proxy
   profile   where the traced service spends its time (py-spy)
   clients   delivery HTTP client cost per log: ours (HttpPool) vs aiohttp vs httpx
@@ -43,10 +44,11 @@ from bench.instructions import run_instructions
 from bench.latency import run_latency
 from bench.overhead import run_overhead
 from bench.profile import run_profile
+from bench.release import run_release
 from bench.together import run_together
 
-PARTS = ("ingest", "overhead", "together", "critique", "latency", "profile", "clients",
-         "instructions", "inprocess", "handler")
+PARTS = ("ingest", "overhead", "together", "critique", "release", "latency", "profile",
+         "clients", "instructions", "inprocess", "handler")
 ANALYSIS = ("bare-handler", "traced-nohttp", "traced-aiohttp")
 
 
@@ -110,6 +112,8 @@ def _parts(plan: Plan, work: Path) -> dict[str, Callable[[], list[str]]]:
         "critique": lambda: run_together(work, rounds=plan.together_rounds,
                                          seconds=plan.together_seconds,
                                          chain="critique").lines(),
+        "release": lambda: run_release(work, rounds=plan.together_rounds,
+                                       seconds=plan.together_seconds).lines(),
         "latency": lambda: run_latency(work, samples=plan.samples,
                                        proxied_samples=plan.proxied).lines(),
         "profile": profile,

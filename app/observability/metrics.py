@@ -61,7 +61,8 @@ _LOGS_FAILED = Counter(
 )
 _LOGS_PENDING = Gauge(
     "promptserve_logs_pending",
-    "Request logs scheduled and not yet delivered, spooled to disk or given up.",
+    "Request logs in memory waiting for delivery: submitted and not yet settled (delivered, "
+    "spooled to disk, refused, dropped or set aside as uncertain).",
     multiprocess_mode="livesum",
 )
 _FEEDBACK = Counter(

@@ -34,7 +34,13 @@ from app.service._probes import model_probe, registry_probe
 from app.service._reliability import install_guards, start_delivery, start_feedback
 from app.service._seed_lock import seed_lock
 from promptserve import Chain
-from promptserve.prompts import PromptStore, TemplateCache, afetch_template, build_chat_model
+from promptserve.prompts import (
+    PromptStore,
+    TemplateCache,
+    afetch_split,
+    afetch_template,
+    build_chat_model,
+)
 from promptserve.server import CHAIN_ENDPOINTS, add_routes
 from promptserve.server._trace import TRACE_SCOPE_KEY
 from promptserve.tracing import LocalHandler, LogDelivery
@@ -161,6 +167,8 @@ async def _start_service(
         fetch=lambda prompt: afetch_template(client, prompt),
         build_model=build_model,
         cache=TemplateCache(settings.data_dir / "templates"),
+        # Split release labels (docs/RELEASES.md); a registry without the route has none.
+        fetch_split=lambda prompt: afetch_split(client, prompt),
     )
     await store.load()
     for chain in catalog:

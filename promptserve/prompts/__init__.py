@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+from promptserve.prompts._arms import (
+    MAX_KEY_LENGTH,
+    RELEASE_KEY,
+    RELEASE_METADATA,
+    LiveRelease,
+    ServedArm,
+    bucket,
+)
 from promptserve.prompts._find import registry_prompts_in
 from promptserve.prompts._registry_prompt import (
     INSTALLED,
@@ -10,6 +18,8 @@ from promptserve.prompts._registry_prompt import (
     RegistryPrompt,
     StructuredAnswer,
 )
+from promptserve.prompts._split import Arm, Split, SplitError, declared_split
+from promptserve.prompts._split_source import afetch_split
 from promptserve.prompts._store import (
     PromptStartupError,
     PromptStore,
@@ -31,7 +41,12 @@ from promptserve.prompts.model import build_chat_model, chat_model_arguments
 
 __all__ = [
     "INSTALLED",
+    "MAX_KEY_LENGTH",
     "PINS_KEY",
+    "RELEASE_KEY",
+    "RELEASE_METADATA",
+    "Arm",
+    "LiveRelease",
     "ModelFactory",
     "ModelOutputError",
     "PromptNotLoadedError",
@@ -40,13 +55,19 @@ __all__ = [
     "PromptStore",
     "PromptVersion",
     "RegistryPrompt",
+    "ServedArm",
+    "Split",
+    "SplitError",
     "StructuredAnswer",
     "TemplateCache",
     "TemplateConversionError",
+    "afetch_split",
     "afetch_template",
+    "bucket",
     "build_chat_model",
     "build_version",
     "chat_model_arguments",
+    "declared_split",
     "fetch_template",
     "input_model",
     "load_prompt",

@@ -11,6 +11,12 @@ run a prompt runs the version `install` gave it.
 Each call starts the model run with a run id of its own and links that id to the prompt
 version and the variables it was given, so any tracer logs the call against that prompt
 (`promptserve.tracing._links`).
+
+A label may be split across versions (docs/RELEASES.md): the store routes each run to one
+arm when the run's pins are taken, and the pins keep that arm, so the call is logged with
+the arm's tags. With the hosted registry, whose splits the API cannot read, the chain
+declares the split: `RegistryPrompt("slogan", label="prod", split={3: 50, 4: 50},
+control=3)`.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ from langchain_core.prompts import BasePromptTemplate
 from langchain_core.runnables import Runnable, RunnableConfig, ensure_config
 from pydantic import BaseModel
 
+from promptserve.prompts._arms import ServedArm
+from promptserve.prompts._split import Split, SplitError, declared_split
 from promptserve.prompts._version import PromptVersion
 from promptserve.prompts.errors import ModelOutputError
 from promptserve.tracing._links import PromptCall, linked
@@ -52,37 +60,79 @@ _OWN_RUN_KEYS = ("run_id", "run_name")
 
 Selector = tuple[str, str | None, int | None]
 
+Pin = tuple[PromptVersion, ServedArm | None]
+"""A prompt's version in a run, and the arm of its split that chose it (None: no split)."""
+
+# The caller of a run, as splits read it: (key, metadata) from the run's `configurable`.
+Caller = Mapping[str, Any]
+
 
 class VersionSource(Protocol):
     """Where a run's prompts get their versions (a `PromptStore`)."""
 
     def current_for(self, prompt: RegistryPrompt) -> PromptVersion:
-        """The version of `prompt` now."""
+        """The version of `prompt` now (a split label: its control's label version)."""
+        ...
+
+    def pin_for(self, prompt: RegistryPrompt, caller: Caller | None) -> Pin:
+        """The version `prompt` gets in a run of `caller` (its split's arm, if split)."""
         ...
 
 
 class PromptPins:
     """The prompt versions one run uses, fixed when the run starts, and those it called."""
 
-    __slots__ = ("_lock", "called", "source", "versions")
+    __slots__ = ("_lock", "arms", "called", "called_arms", "caller", "source", "versions")
 
-    def __init__(self, source: VersionSource,
-                 versions: Mapping[Selector, PromptVersion] | None = None) -> None:
-        """Pin `versions`; a prompt not pinned there is pinned from `source` at first call."""
+    def __init__(
+        self,
+        source: VersionSource,
+        versions: Mapping[Selector, PromptVersion] | None = None,
+        *,
+        arms: Mapping[Selector, ServedArm] | None = None,
+        caller: Caller | None = None,
+    ) -> None:
+        """Pin `versions` (chosen by the split `arms` where given); a prompt not pinned there
+        is pinned from `source` at first call, for `caller`."""
         self.source = source
         self.versions: dict[Selector, PromptVersion] = dict(versions or {})
+        # Set only with a split: a run without one allocates nothing more.
+        self.arms: Mapping[Selector, ServedArm] | None = arms or None
+        self.caller = caller
         # prompt name → version number, in first-call order (the answer's metadata).
         self.called: dict[str, int] = {}
+        # prompt name → the arm that served it, for prompts on a split label.
+        self.called_arms: dict[str, ServedArm] | None = None
         self._lock = threading.Lock()
+
+    def pin_of(self, prompt: RegistryPrompt) -> Pin:
+        """The version `prompt` runs with in this run, and its arm if its label is split."""
+        selector = prompt.selector
+        with self._lock:
+            version = self.versions.get(selector)
+            if version is None:
+                version, arm = self.source.pin_for(prompt, self.caller)
+                self.versions[selector] = version
+                if arm is not None:
+                    self.arms = {**(self.arms or {}), selector: arm}
+            else:
+                arm = self.arms.get(selector) if self.arms else None
+            self.called.setdefault(version.name, version.number)
+            if arm is not None:
+                if self.called_arms is None:
+                    self.called_arms = {}
+                self.called_arms.setdefault(version.name, arm)
+            return version, arm
 
     def version_of(self, prompt: RegistryPrompt) -> PromptVersion:
         """The version `prompt` runs with in this run."""
-        with self._lock:
-            version = self.versions.get(prompt.selector)
-            if version is None:
-                version = self.versions[prompt.selector] = self.source.current_for(prompt)
-            self.called.setdefault(version.name, version.number)
-            return version
+        return self.pin_of(prompt)[0]
+
+    def release_arms(self) -> dict[str, dict[str, Any]]:
+        """The response's `promptlayer_release_arms`: per prompt called on a split label,
+        its label, version served and release id."""
+        called = self.called_arms
+        return {name: arm.summary() for name, arm in called.items()} if called else {}
 
 
 class _Installed:
@@ -90,6 +140,9 @@ class _Installed:
 
     def current_for(self, prompt: RegistryPrompt) -> PromptVersion:
         return prompt.version_for(None)
+
+    def pin_for(self, prompt: RegistryPrompt, caller: Caller | None) -> Pin:
+        return prompt.version_for(None), None
 
 
 INSTALLED: VersionSource = _Installed()
@@ -104,8 +157,24 @@ schema_source: contextvars.ContextVar[VersionSource | None] = contextvars.Contex
 class RegistryPrompt(Runnable[dict[str, Any], BaseMessage]):
     """A PromptLayer registry prompt (name plus release label or version) as a runnable."""
 
-    def __init__(self, name: str, *, label: str | None = None, version: int | None = None):
-        """The prompt `name` at release `label` (default `prod`) or at a fixed `version`."""
+    def __init__(
+        self,
+        name: str,
+        *,
+        label: str | None = None,
+        version: int | None = None,
+        split: Mapping[int, int] | None = None,
+        control: int | None = None,
+        segments: Mapping[str, Any] | None = None,
+    ):
+        """The prompt `name` at release `label` (default `prod`) or at a fixed `version`.
+
+        `split` (`{version: weight}`, weights summing to 100), its `control` and optional
+        `segments` (`{"key": "plan", "values": {"pro": {4: 100}}}`) declare the label's
+        split, for a registry whose splits cannot be read (the hosted PromptLayer); the
+        service then routes the label's requests across those versions. `SplitError` (a
+        ValueError) says what is wrong with a declaration.
+        """
         if not name or not isinstance(name, str):
             raise ValueError("a registry prompt needs a name")
         if label is not None and version is not None:
@@ -117,9 +186,21 @@ class RegistryPrompt(Runnable[dict[str, Any], BaseMessage]):
         self.version = version
         self.name = name
         self._current: PromptVersion | None = None
+        self.split: Split | None = None
+        if split is not None or control is not None or segments is not None:
+            if self.label is None:
+                raise ValueError(f"prompt {name!r}: only a release label can be split, "
+                                 "not a fixed version")
+            if split is None:
+                raise SplitError(f"prompt {name!r}: control and segments need a split")
+            self.split = declared_split(name, self.label, split, control=control,
+                                        segments=segments)
 
     def __repr__(self) -> str:
         which = f"label={self.label!r}" if self.label else f"version={self.version}"
+        if self.split is not None:
+            weights = {a.version: a.weight for a in self.split.arms}
+            which += f", split={weights}, control={self.split.control}"
         return f"RegistryPrompt({self.prompt_name!r}, {which})"
 
     @property
@@ -136,12 +217,17 @@ class RegistryPrompt(Runnable[dict[str, Any], BaseMessage]):
     def version_for(self, config: RunnableConfig | None) -> PromptVersion:
         """The version this prompt runs with under `config`: its run's pin, else the one
         `install` gave it, else one fetched now (`load`)."""
+        return self.pin_for(config)[0]
+
+    def pin_for(self, config: RunnableConfig | None) -> Pin:
+        """As `version_for`, with the split arm that chose the version (None outside a
+        served run, and for a label that is not split)."""
         pins = ((config or {}).get("configurable") or {}).get(PINS_KEY)
         if isinstance(pins, PromptPins):
-            return pins.version_of(self)
+            return pins.pin_of(self)
         if self._current is None:
-            return self.load()
-        return self._current
+            return self.load(), None
+        return self._current, None
 
     def load(self) -> PromptVersion:
         """Fetch and install this prompt's version now, from the registry the environment
@@ -185,17 +271,18 @@ class RegistryPrompt(Runnable[dict[str, Any], BaseMessage]):
         self, input: Any, config: RunnableConfig | None
     ) -> tuple[PromptVersion, RunnableConfig, uuid.UUID, PromptCall]:
         config = ensure_config(config)
-        version = self.version_for(config)
+        version, arm = self.pin_for(config)
         children = cast(
             "RunnableConfig", {k: v for k, v in config.items() if k not in _OWN_RUN_KEYS}
         )
         names = version.ref.input_variable_names
         values = input if isinstance(input, Mapping) else {}
-        call = PromptCall(
-            prompt=version.ref,
-            variables={n: values[n] for n in names if n in values},
-            label=self.label,
-        )
+        variables = {n: values[n] for n in names if n in values}
+        if arm is None:
+            call = PromptCall(prompt=version.ref, variables=variables, label=self.label)
+        else:  # the log says which release and arm served it
+            call = PromptCall(prompt=version.ref, variables=variables, label=self.label,
+                              tags=arm.tags, metadata=arm.metadata)
         return version, children, uuid.uuid4(), call
 
     def invoke(self, input: dict[str, Any], config: RunnableConfig | None = None,

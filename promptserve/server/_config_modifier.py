@@ -1,10 +1,15 @@
-"""LangServe's `per_req_config_modifier`: the request's tracer, with route-derived tags."""
+"""LangServe's `per_req_config_modifier`: the request's tracer, with route-derived tags, and
+the caller's release key and segment headers copied into `configurable` (split labels route
+by them; `promptserve.prompts._caller`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from fastapi import HTTPException
+
+from promptserve.prompts._caller import CallerError, caller_headers, with_caller
 from promptserve.server._tags import route_tags
 from promptserve.server._trace import TRACE_CONFIG_KEY, TRACE_SCOPE_KEY, RequestTrace
 from promptserve.tracing import PromptLayerTracer
@@ -40,6 +45,12 @@ def tracing_config_modifier(
             )
         configurable = dict(config.get("configurable") or {})
         configurable[TRACE_CONFIG_KEY] = trace
+        try:
+            key, metadata = caller_headers(request.scope["headers"])
+        except CallerError as error:
+            raise HTTPException(422, str(error)) from None
+        if key is not None or metadata is not None:
+            with_caller(configurable, key, metadata)
         return {**config, "configurable": configurable}
 
     return modifier

@@ -3,7 +3,8 @@
 `TracedEndpoint` wraps the ASGI app of one chain endpoint route (Starlette's per-route
 middleware slot, `Route.app`), so it sees exactly the routes `add_routes` mounted:
 - invoke and batch: the JSON body is held back; `promptlayer_request_id`,
-  `promptlayer_request_ids`, `promptlayer_prompt_versions` and `feedback_token` are added to
+  `promptlayer_request_ids`, `promptlayer_prompt_versions`, `promptlayer_release_arms` (the
+  split arm of each prompt on a split label, `{}` for none) and `feedback_token` are added to
   each run's `metadata`, and invoke also gets the `X-PromptLayer-Request-Id` header;
 - stream, stream_log, stream_events: chunks pass through untouched until LangServe's
   `event: end`, right before which one event carries the same fields, in the form each
@@ -115,11 +116,18 @@ async def run_summary(
         "promptlayer_request_id": request_id,
         "promptlayer_request_ids": ids,
         "promptlayer_prompt_versions": trace.prompt_versions(UUID(run_id)),
+        "promptlayer_release_arms": _release_arms(trace, run_id),
     }
     if tokens is not None:
         subject = request_subject(request_id) if request_id is not None else run_subject(run_id)
         summary["feedback_token"] = tokens.issue(subject)
     return summary
+
+
+def _release_arms(trace: RequestTrace, run_id: str) -> dict[str, dict[str, Any]]:
+    """Per prompt the run called on a split label: label, version served, release id."""
+    pins = trace.runs.get(UUID(run_id))
+    return pins.release_arms() if pins is not None else {}
 
 
 def _json_response(status: int, body: dict[str, Any]) -> tuple[Message, Message]:

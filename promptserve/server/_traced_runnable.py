@@ -11,6 +11,11 @@ stream run: LangServe reads what it gathers only for routes added with
 `include_callback_events=True`, which promptserve never sets (stream never reads it at
 all), and as a non-inline handler it costs a task per callback event, ~10 per run: 13% of
 stock LangServe's CPU per invoke (bench: `inprocess`).
+
+A chain with a prompt that follows a release label also declares the `configurable` fields a
+split label routes by (`release_key`, `release_metadata`): LangServe keeps only declared
+fields of a request's config, and validates them. The pins are taken with the run's
+`configurable`, so its arm is chosen once, when the run starts.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from langserve.callbacks import AsyncEventAggregatorCallback
 from pydantic import BaseModel
 
 from promptserve.prompts import INSTALLED, PINS_KEY, PromptPins, PromptStore, RegistryPrompt
+from promptserve.prompts._caller import RELEASE_SPECS
 from promptserve.server._trace import TRACE_CONFIG_KEY, RequestTrace
 
 __all__ = ["TracedRunnable"]
@@ -110,8 +116,12 @@ class TracedRunnable(Runnable[Any, Any]):
 
     @property
     def config_specs(self) -> list[ConfigurableFieldSpec]:
-        """The bound chain's."""
-        return self.bound.config_specs
+        """The bound chain's, plus the release fields if a prompt follows a label."""
+        specs = self.bound.config_specs
+        if self.store is None or not any(p.label for p in self.prompts):
+            return specs
+        taken = {spec.id for spec in specs}
+        return [*specs, *(spec for spec in RELEASE_SPECS if spec.id not in taken)]
 
     def get_graph(self, config: RunnableConfig | None = None) -> Graph:
         """The bound chain's (the playground draws it)."""
@@ -133,7 +143,8 @@ class TracedRunnable(Runnable[Any, Any]):
         given = config.get("run_id") or uuid.uuid4()
         run_id = uuid.UUID(str(given))
         store = self.store
-        pins = store.pins(self.prompts) if store is not None else PromptPins(INSTALLED)
+        pins = (store.pins(self.prompts, configurable) if store is not None
+                else PromptPins(INSTALLED))
         trace.runs[run_id] = pins
         rest = {k: v for k, v in configurable.items() if k != TRACE_CONFIG_KEY}
         opened: RunnableConfig = {

@@ -312,6 +312,9 @@ class PromptLayerTracer(AsyncCallbackHandler):
             prompt = call.link.prompt
             variables: Mapping[str, Any] = call.link.variables
             tags += prompt_tags(prompt, call.link.label)
+            if call.link.tags:  # a split label's arm (release:, arm: tags and metadata)
+                tags += call.link.tags
+                metadata.update(call.link.metadata or {})
         else:
             prompt = self._prompt
             variables = (self._tree.input_variables(root_id, prompt.input_variable_names)

@@ -4,6 +4,10 @@ A `RegistryPrompt` starts its model run with a run id of its own and records the
 that id for as long as the run lasts; a tracer looks the id up when the run starts. Keyed by
 a fresh UUID, the table needs no lock (one dict operation each) and no carrier in the run's
 config, so the link reaches every handler: the served tracer, a script's handler, or none.
+
+A call served by an arm of a split label also carries that arm's log tags
+(`release:<label>`, `arm:v<n>`) and metadata (`promptserve_release`, `promptserve_arm`),
+made once per arm; other calls leave both empty, so they cost nothing more.
 """
 
 from __future__ import annotations
@@ -26,6 +30,9 @@ class PromptCall:
     prompt: PromptRef
     variables: Mapping[str, Any] = field(default_factory=dict)
     label: str | None = None
+    # What the log adds for this call beyond the prompt's own tags (a split's arm).
+    tags: tuple[str, ...] = ()
+    metadata: Mapping[str, str] | None = None
 
 
 _CALLS: dict[UUID, PromptCall] = {}

@@ -14,7 +14,7 @@ import httpx
 from tests.utils.dashboard import chat, log_request, publish
 
 # The score the judging reads (docs/RELEASES.md, "Judging").
-SCORE_NAME = "score"
+SCORE_NAME = "default"
 # Control about 45, challenger about 85, little spread: "better" after 15 scores each.
 LOW_SCORES = [40, 45, 50, 42, 48] * 3
 HIGH_SCORES = [80, 85, 90, 82, 88] * 3

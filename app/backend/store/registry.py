@@ -1,6 +1,7 @@
 """Repository of the prompt registry: templates, versions and release labels.
 
-Keyword-only functions taking a connection; writers run inside the writer thread's savepoint.
+Keyword-only functions taking a connection; writers run in the writer thread's transaction
+(app/backend/store/_writer.py: group commit, each call run again alone if any fails).
 Label moves go through `store.releases.move_label`, so each one lands in the release history;
 a label read may resolve a split label by its weights (`get_version`'s `split_draw`).
 """

@@ -61,8 +61,9 @@ __all__ = [
 
 # The request metadata key naming the release that served a request (set by promptserve).
 RELEASE_METADATA_KEY = "promptserve_release"
-# The score name that judges an arm (0-100).
-SCORE_NAME = "score"
+# The score name that judges an arm (0-100): the one /feedback and the SDK's track.score
+# store when the caller names none.
+SCORE_NAME = "default"
 
 
 class Conflict(ApiError):

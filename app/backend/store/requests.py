@@ -1,6 +1,7 @@
 """Repository of the request log: requests, tags, scores, metadata, prompt links and groups.
 
-Keyword-only functions taking a connection; writers run inside the writer thread's savepoint.
+Keyword-only functions taking a connection; writers run in the writer thread's transaction
+(app/backend/store/_writer.py: group commit, each call run again alone if any fails).
 """
 
 from __future__ import annotations

@@ -304,7 +304,7 @@ def log(backend: Backend, name: str, version: int, release_id: str, *, error: bo
 
 def score(backend: Backend, request_id: int, value: int, *, client: httpx.Client) -> None:
     answer = client.post(f"{backend.url}/library-track-score",
-                         json={"request_id": request_id, "score": value, "name": "score"})
+                         json={"request_id": request_id, "score": value, "name": "default"})
     assert answer.status_code == 200, answer.text
 
 
