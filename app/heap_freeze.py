@@ -12,7 +12,7 @@ no cyclic garbage (checked with DEBUG_SAVEALL under load: none per request, bare
 yet young collections kept scanning the live objects of the requests in flight only to
 promote them: with 32 in flight, 700 was passed about twice a request, 10,000 still once
 every ~70 traced requests (a ~1.5 ms scan each), costing up to 0.07 ms of CPU per request
-(BENCHMARKS.md §2, "late"). At 50,000 neither bare LangServe nor the traced
+(BENCHMARKS.md, "Traced ÷ bare, `/example`"). At 50,000 neither bare LangServe nor the traced
 service collected under that load. Cyclic garbage, where some appears (an exception's
 traceback), waits for up to 50,000 allocations: about ten megabytes at worst.
 """

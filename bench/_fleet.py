@@ -1,4 +1,4 @@
-"""The servers of the Issue 3 comparisons, each in its own process, all up at once.
+"""The servers of the traced ÷ bare comparisons, each in its own process, all up at once.
 
 - a `promptserve backend` (the real CLI) that every remote-mode variant logs to;
 - `bare`, `bare-handler`, `ref-sync`, `ref-async`: LangServe variants (bench.apps), template

@@ -72,7 +72,7 @@ def spawn(
 
     Every server gets the same PYTHONHASHSEED (0 unless the environment sets one): with a
     random seed per process, two identical bare servers differed by 10% in CPU per request
-    in one run; with one seed, three agreed within 3% (BENCHMARKS.md §2, "night").
+    in one run; with one seed, three agreed within 3% (the bench's own spread).
     """
     log = log_dir / f"{name}.log"
     url = f"http://127.0.0.1:{port}"

@@ -14,7 +14,7 @@
   to the writer thread) is gone;
 - `bare-handler`: `bare` whose `per_req_config_modifier` gives each invocation a fresh
   no-op async handler (inline, as ours): what LangChain alone charges for any design of
-  Issue 3's shape, a handler per invocation, before the handler does anything;
+  the traced service's shape, a handler per invocation, before the handler does anything;
 - `traced-nohttp` / `traced-aiohttp`: analysis only, see bench.experiments.
 """
 

@@ -8,7 +8,7 @@ Then 100 posts one at a time: wall ms per log without load. Clients alternate, r
 round.
 - `LogDelivery`: the product's delivery as shipped (promptserve.tracing._http.HttpPool, at most
   workers + 8 connections; aiohttp before branch `transport`, httpx before branch `perf`);
-  since 2026-11-26 evening it batches the logs that queue behind its posts, so with 32 in
+  it batches the logs that queue behind its posts, so with 32 in
   flight this row is per log, not per post;
 - `HttpPool max=100`: our pool's bare post loop (body encoded by promptserve.json_codec, as
   Poster does);
@@ -16,7 +16,7 @@ round.
 - `httpx pool=100`: a bare httpx.AsyncClient.post loop.
 Bare clients get the body encoded once by json.dumps, like the product's old Poster.
 
-`python -m bench.clients ratio` is the hosted case of the client choice (issue 17): traced ÷
+`python -m bench.clients ratio` is the hosted case of the client choice: traced ÷
 bare on /example/invoke, all in one child process (bench.inprocess's paired rounds), with
 delivery batching off (`PROMPTSERVE_DELIVERY_BATCH_MAX=1`: one post per log, what a backend
 without the batch route gets) and the product's `LogDelivery` posting through, in turn, our

@@ -1,4 +1,4 @@
-"""Issue 2: sustained POST /log-request ingest, storing ÷ answering without storing.
+"""Sustained POST /log-request ingest, storing ÷ answering without storing.
 
 Two servers over the same database, both up for the whole run, loaded in alternating
 rounds (order flipped every round) by wrk with 32 connections:

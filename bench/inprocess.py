@@ -12,7 +12,7 @@ as CPU ms per request and as bare ÷ variant from the same round (paired), so a 
 of the shared machine moves both sides of a ratio.
 
 Same process, same hash seed, same heap, no HTTP server: its ratios agreed with the
-pinned wrk runs of bench.overhead (0.73–0.81, BENCHMARKS.md §2, "2026-11-26, late") at a
+pinned wrk runs of bench.overhead (whose rounds spread far more) at a
 quarter of their spread, while bench.instructions' ratio is higher (0.84): our layer's
 instructions take about twice as long each as bare LangServe's.
 """

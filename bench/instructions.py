@@ -2,8 +2,8 @@
 
     .venv/bin/python -m bench.instructions [--requests 300] [--concurrency 32] [VARIANT ...]
 
-Timed runs on this shared VM move by ±10% between identical server processes (§2 of
-BENCHMARKS.md), more than most single changes to our layer. Instruction counts do not:
+Timed runs on this shared VM move by ±10% between identical server processes (BENCHMARKS.md,
+"Method"), more than most single changes to our layer. Instruction counts do not:
 each variant's app (bench.apps, the fake chat model, logs to a `promptserve backend` in
 another process) runs in-process under valgrind's callgrind, its ASGI callable driven
 directly with `--concurrency` requests in flight; counting is on only while the measured
@@ -12,7 +12,7 @@ runs agree to 0.3%. What they leave out: the HTTP server (uvicorn, the same for 
 variant), the kernel's share, and effects of timing (in callgrind the app runs ~50× slower,
 so a log's answer is back almost at once, unlike a live server's). Nor are instructions
 time: in-process, timed, our layer's instructions cost about twice as much time each as
-bare LangServe's (BENCHMARKS.md §2, "2026-11-26, late"), so the instruction ratio is above
+bare LangServe's (BENCHMARKS.md, "Traced ÷ bare, `/example`"), so the instruction ratio is above
 the timed one. Needs valgrind (Debian package).
 """
 

@@ -1,4 +1,4 @@
-"""Issue 3 (d, e): streaming latencies on /example/stream, sequential requests.
+"""Streaming latencies on /example/stream, sequential requests.
 
 (d) time to first streamed chunk: from sending the request to the first `event: data`,
     bare vs traced vs embedded, interleaved request by request; target traced − bare p50

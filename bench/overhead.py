@@ -1,4 +1,4 @@
-"""Issue 3 (a–c): throughput of traced /example/invoke ÷ bare LangServe, 32 connections.
+"""Throughput of traced /example/invoke ÷ bare LangServe, 32 connections.
 
 All variants (bench._fleet) serve the same chain with the same fake model, each in its
 own process, and are loaded in the same run, one at a time, in an order rotated every

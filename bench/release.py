@@ -1,4 +1,4 @@
-"""Issue 18: traced throughput of /example on a split label ÷ the same chain on a plain label.
+"""Traced throughput of /example on a split label ÷ the same chain on a plain label.
 
 Two promptserve servers log to one backend (bench._fleet's `traced` mode), loaded at the same
 time on CPU 0 as bench.together loads its pairs, so a slow spell of the shared core slows

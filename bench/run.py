@@ -1,12 +1,12 @@
 """Run the benchmarks of PRODUCT.md's targets: `make bench` or `python -m bench.run`.
 
 Parts (all by default; `--only PART`, repeatable):
-  ingest    Issue 2: /log-request storing ÷ not storing, SQLite and PostgreSQL (wrk)
-  overhead  Issue 3 a–c: traced /example/invoke ÷ bare LangServe, SDK references (wrk)
-  together  Issue 3 a: the same ratio with bare and the variant loaded at once on one CPU
+  ingest    /log-request storing ÷ not storing, SQLite and PostgreSQL (wrk)
+  overhead  traced /example/invoke ÷ bare LangServe, SDK references (wrk)
+  together  the same ratio with bare and the variant loaded at once on one CPU
   critique  the same on /critique: two calls logged per answer, bare serving both calls too
-  release   Issue 18: traced /example on a split label ÷ on a plain label, loaded at once
-  latency   Issue 3 d–e: first streamed chunk, last chunk → id event, 50 ms proxy
+  release   traced /example on a split label ÷ on a plain label, loaded at once
+  latency   first streamed chunk, last chunk → id event, 50 ms proxy
   profile   where the traced service spends its time (py-spy)
   clients   delivery HTTP client cost per log: ours (HttpPool) vs aiohttp vs httpx
   instructions  CPU instructions per invoke, callgrind (valgrind), noise-free (bench.instructions)
@@ -68,9 +68,8 @@ class Plan:
     inprocess_rounds: int = 20
     inprocess_requests: int = 1000
     # One-at-a-time overhead rounds: many and short, as a core's speed moves by ±30% from one
-    # few-second spell to the next on the shared VM (BENCHMARKS.md §2, "Update 2026-12-03,
-    # late": 24 rounds of 3 s agreed with `together`, 4–16 rounds of 8 s did not, nor did
-    # 12 of 3 s with all eight variants in turn: `--rounds 24` for a figure to quote).
+    # few-second spell to the next on the shared VM (24 rounds of 3 s agree with `together`,
+    # 4–16 rounds of 8 s do not: `--rounds 24` for a figure to quote).
     overhead_rounds: int = 12
     together_rounds: int = 6
     together_seconds: int = 8

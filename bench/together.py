@@ -1,7 +1,7 @@
-"""Issue 3 (a): traced ÷ bare with both servers loaded at the same time on one CPU.
+"""Traced ÷ bare with both servers loaded at the same time on one CPU.
 
 bench.overhead loads one server at a time; on this shared VM the speed of a core moves by
-±30% from one 6-second round to the next (BENCHMARKS.md §2, "Update 2026-12-03, late"), so
+±30% from one 6-second round to the next (BENCHMARKS.md, "Method"), so
 its per-round ratios spread 0.6–1.1 and a median of 6–16 rounds still moved 0.75–0.91
 between runs of the same tree. Here bare LangServe and the variant run side by side: both
 on CPU 0, each under its own wrk (32 connections; the wrks and the shared backend on

@@ -88,7 +88,8 @@ async def afetch_template(client: AsyncPromptLayer, prompt: RegistryPrompt) -> d
 
 def _refuse_cache(client: PromptLayer | AsyncPromptLayer) -> None:
     # With cache_ttl_seconds the SDK renders cached templates itself and can blank every
-    # variable (contract §1.1 "Trap"): such a template would build a wrong prompt silently.
+    # variable (docs/PROMPTLAYER_API.md §1.1, "Trap"): such a template would build a wrong
+    # prompt silently.
     if getattr(client.templates, "_cache", None) is not None:
         raise ValueError("fetch templates with a PromptLayer client without cache_ttl_seconds")
 

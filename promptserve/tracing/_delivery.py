@@ -4,7 +4,7 @@
 Each log becomes a `_LogItem` in a bounded queue served by a fixed set of worker tasks.
 Batching: while at most `batch_posts` posts are in flight, the logs that queue up meanwhile
 go together in the next one, to `/log-request/batch` (our backend's extension: one HTTP
-exchange instead of one per log, BENCHMARKS.md §2, "batched delivery"). A log alone goes to
+exchange instead of one per log, BENCHMARKS.md, "Traced ÷ bare, `/example`"). A log alone goes to
 `/log-request` as before, so a quiet service sends exactly what the SDK sends. A backend
 without the batch route (404/405, hosted PromptLayer) turns batching off for good; a batch
 too large for the backend's body limit (413) halves the batches that follow.

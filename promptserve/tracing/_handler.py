@@ -323,8 +323,8 @@ class PromptLayerTracer(AsyncCallbackHandler):
         notes = [*dropped, *dropped_out, *cut]
         if notes:
             metadata[bp.DROPPED_KEY] = bp.notes_text(notes)
-        # The keys of the SDK's log_request (contract §2.1) plus api_type, in its order; times
-        # as the ISO text the hosted schema asks for.
+        # The keys of the SDK's log_request (docs/PROMPTLAYER_API.md §2.1) plus api_type, in
+        # its order; times as the ISO text the hosted schema asks for.
         return {
             "provider": provider,
             "model": model,

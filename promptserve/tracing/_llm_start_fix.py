@@ -1,6 +1,6 @@
 """Mends langchain-core's `AsyncCallbackManager.on_llm_start` for inline handlers.
 
-Upstream (every release up to 1.8.4, checked 2026-11-26) sends a completion LLM's
+Upstream (every release up to 1.8.4, the newest on the index) sends a completion LLM's
 `on_llm_start` either to the inline handlers or, when there are none, to the others: with
 one inline handler present, every non-inline handler misses the event. Chat models are
 not affected (`on_chat_model_start` sends to both). Our tracer is inline (it never awaits,

@@ -1,4 +1,4 @@
-"""Prompt registry routes: get (rendered on request), list, publish (contract §1).
+"""Prompt registry routes: get (rendered on request), list, publish (docs/PROMPTLAYER_API.md §1).
 
 A get by a split label resolves by the split's weights at random per call, the segment from
 `metadata_filters` (docs/RELEASES.md), as the hosted service resolves its A/B labels; a

@@ -1,4 +1,5 @@
-"""Request log routes: /log-request and the legacy /track-request (docs/PROMPTLAYER_API.md §2).
+"""Request log routes: /log-request and the legacy /track-request (docs/PROMPTLAYER_API.md
+§2).
 
 Choices the API leaves open (docs/PROMPTLAYER_API.md §8):
 - `score` on /log-request defaults to 0 in the SDK, so storing it always would mark every
@@ -25,7 +26,7 @@ Choices the API leaves open (docs/PROMPTLAYER_API.md §8):
   answered on its own with what /log-request would answer (`{"status_code", "body"}`), in
   order: one bad log never refuses the others. Only a bad envelope (not a JSON object, no
   `requests` list, too many) refuses the whole call. A delivery client sending many logs at
-  once pays one HTTP exchange instead of one per log (BENCHMARKS.md §2, "batched delivery").
+  once pays one HTTP exchange instead of one per log (BENCHMARKS.md, "Ingest").
   The batch's valid logs are stored in one write of a few multi-row statements. Should the
   database refuse that write, each log is stored on its own: one it refuses answers 500
   (retryable, as /log-request's 500 is), the others land.

@@ -1,4 +1,5 @@
-"""Request bodies of the PromptLayer API (docs/PROMPTLAYER_API.md §1–3), validated strictly.
+"""Request bodies of the PromptLayer API (docs/PROMPTLAYER_API.md §1–3), validated
+strictly.
 
 Strict mode: a string is not a number and `true` is not an int. Two deliberate leniencies:
 ids accept digit strings (the SDK's async paths send whatever the caller passed), and fields

@@ -120,7 +120,7 @@ def insert_requests(
     `requests`, answers that request's id with created False and stores nothing new (no
     tags, no score). Statements per call, not per request: a batch of 17 logs stored this
     way cost the backend 0.73 of the CPU per log it did one request at a time
-    (BENCHMARKS.md §2, "Update 2026-12-03, late").
+    (BENCHMARKS.md, "Ingest").
     """
     rows = [{"group_id": None, **r.values, "idempotency_key": r.idempotency_key,
              "created_at": now} for r in requests]

@@ -89,8 +89,8 @@ def test_backend_schema_holds(service_url: str) -> None:
     base = f"{service_url}/promptlayer"
     operations = _operations(f"{base}/openapi.json")
     assert len(operations) >= 10
-    # The backend answers every validation error 400 (docs/PROMPTLAYER_API.md), which FastAPI's generated
-    # schema does not list: status codes are checked by the no-5xx rule only.
+    # The backend answers every validation error 400 (docs/PROMPTLAYER_API.md), which
+    # FastAPI's generated schema does not list: status codes are checked by the no-5xx rule.
     for operation in operations:
         _run(operation, base, {"X-API-KEY": BACKEND_KEY},
              [not_a_server_error, content_type_conformance])
