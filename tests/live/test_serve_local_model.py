@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -59,8 +60,12 @@ def test_serve_runs_one_model_server_for_all_workers_and_stops_it(tmp_path: Path
         assert not [g for g in grandchildren if "app._llama_server" in _cmdline(g)], (
             "a worker must not start a model server of its own"
         )
+        deadline = time.monotonic() + 10  # the welcome comes once /healthz answers
+        while "serving on" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
         printed = log.read_text()
-        assert f"{url}/example/playground/" in printed and "curl" in printed
+        assert f"serving on {url} (2 worker(s))" in printed and "curl" in printed
+        assert "/example" in next(line for line in printed.splitlines() if "chains:" in line)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
