@@ -5,8 +5,12 @@
 Each variant is a script of its own, a fresh child process (`--variant X`), making
 `--calls` sequential `ChatOpenAI(...).invoke("hello")` calls against the fake OpenAI server
 (tests.utils.fake_openai, in another process) after a few untimed warm-up calls; it times
-its loop and reports it, and its exit (when our handler flushes) is outside the timing:
+its loop (after a full garbage collection) and reports it, with the collections that ran
+in it; its exit (when our handler flushes) is outside the timing:
 - `none`: no handler;
+- `noop`: a `BaseCallbackHandler` that does nothing, and `noop-tracer`: a `BaseTracer`
+  whose `_persist_run` does nothing (LangChain's own run bookkeeping, as a LangSmith-style
+  tracer has it): what LangChain's dispatch of any handler costs, the floor of ours;
 - `promptserve`: `promptserve.PromptLayerCallbackHandler`, logging to a `promptserve
   backend` (another process) through the environment, as a script would;
 - `sdk-sync`: bench.reference's handler calling the SDK's sync `PromptLayer.log_request` in
@@ -17,15 +21,20 @@ its loop and reports it, and its exit (when our handler flushes) is outside the 
   into a warning, which the report quotes from the child's stderr.
 Variants alternate in an order rotated every round, so a slow spell of the shared machine
 hits them all alike. Each round gives per variant its ms per call and none ÷ it (its
-throughput relative to no handler, paired within the round). Every run tags its logs with
-a tag of its own, so the backend's `request_tags` count what each run stored; the target
-is none ÷ promptserve ≥ 0.95 with every call, warm-ups included, stored.
+throughput relative to no handler, paired within the round). A round of scripts takes some
+20 s, longer than this VM's slow spells (on 2026-12-04 even `noop` spread 0.54–1.81 over 20
+rounds), so the same variants then also run in one process (`--paired`, 4 × the rounds):
+blocks of `--calls` invokes alternate, a block's neighbours in time are other variants'
+blocks, and none ÷ it pairs each block with the `none` block of its round. Every run tags
+its logs with a tag of its own, so the backend's `request_tags` count what each run stored;
+the target is none ÷ promptserve ≥ 0.95 with every call, warm-ups included, stored.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import gc
 import importlib.util
 import json
 import os
@@ -36,7 +45,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler
@@ -56,7 +65,9 @@ if TYPE_CHECKING:
 
 __all__ = ["HANDLER_VARIANTS", "TARGET", "HandlerResult", "main", "run_handler"]
 
-HANDLER_VARIANTS = ("none", "promptserve", "sdk-sync", "community")
+HANDLER_VARIANTS = ("none", "noop", "noop-tracer", "promptserve", "sdk-sync", "community")
+# The variants meant to log each call (the others log nothing by design).
+_LOGGING = ("promptserve", "sdk-sync", "community")
 TARGET = 0.95
 COMMUNITY_REQUIREMENT = "langchain-community==0.4.2"
 _COMMUNITY_MODULE = "langchain_community.callbacks.promptlayer_callback"
@@ -94,10 +105,26 @@ def _sdk_sync_handler(tag: str) -> BaseCallbackHandler:
                               base_url=os.environ["PROMPTLAYER_BASE_URL"]))
 
 
+def _noop_tracer() -> BaseCallbackHandler:
+    """A `BaseTracer` that builds LangChain's `Run` objects and persists nothing."""
+    from langchain_core.tracers.base import BaseTracer
+    from langchain_core.tracers.schemas import Run
+
+    class NoopTracer(BaseTracer):
+        def _persist_run(self, run: Run) -> None:
+            """Keep nothing."""
+
+    return NoopTracer()
+
+
 def _handlers(variant: str, tag: str) -> list[BaseCallbackHandler]:
     """The callbacks of `variant`, each configured from the environment as a script's."""
     if variant == "none":
         return []
+    if variant == "noop":
+        return [BaseCallbackHandler()]  # every callback of the base class does nothing
+    if variant == "noop-tracer":
+        return [_noop_tracer()]
     if variant == "promptserve":
         from promptserve import PromptLayerCallbackHandler
 
@@ -114,19 +141,71 @@ def _handlers(variant: str, tag: str) -> list[BaseCallbackHandler]:
     raise ValueError(f"unknown variant {variant!r}")
 
 
-def _script(variant: str, calls: int, tag: str, openai_url: str) -> dict[str, float]:
-    """In the child: warm up, then time `calls` sequential invokes (wall and CPU seconds)."""
+def _script(variant: str, calls: int, tag: str, openai_url: str) -> dict[str, Any]:
+    """In the child: warm up, then time `calls` sequential invokes (wall and CPU seconds,
+    garbage collections per generation; for our handler, the log posts made meanwhile)."""
     from langchain_openai import ChatOpenAI
 
+    handlers = _handlers(variant, tag)
     model = ChatOpenAI(model=_MODEL, base_url=openai_url, api_key=SecretStr("x"),
-                       callbacks=_handlers(variant, tag))
+                       callbacks=handlers)
     for _ in range(_WARM_UP):  # connections, lazy imports, the delivery's first log
         model.invoke("hello")
+    posts = _log_posts(handlers)
+    # The imports leave a full collection due: it runs here, not in whichever variant's
+    # loop crosses its threshold (without this, a ~0.1 s pause in about 1 run of 200 calls
+    # in 5, for every variant alike, 2026-12-04).
+    gc.collect()
+    before = [g["collections"] for g in gc.get_stats()]
     cpu, started = time.process_time(), time.perf_counter()
     for _ in range(calls):
         model.invoke("hello")
     seconds = time.perf_counter() - started
-    return {"seconds": seconds, "cpu": time.process_time() - cpu, "ended": time.time()}
+    return {"seconds": seconds, "cpu": time.process_time() - cpu, "ended": time.time(),
+            "posts": _log_posts(handlers) - posts,
+            "gc": [g["collections"] - c for g, c in zip(gc.get_stats(), before, strict=True)]}
+
+
+def _log_posts(handlers: list[BaseCallbackHandler]) -> int:
+    """Log posts (single or batch) made so far by our handler's delivery (0 for others);
+    duck-typed, so the other variants' scripts never import promptserve."""
+    for handler in handlers:
+        background = getattr(handler, "background", None)
+        if background is not None:
+            return int(background.delivery.stats()["log_posts_total"])
+    return 0
+
+
+def _paired_script(names: list[str], calls: int, rounds: int, tag: str,
+                   openai_url: str) -> dict[str, dict[str, list[float]]]:
+    """In one child, every variant's model: blocks of `calls` invokes alternating, the
+    order rotated each round, each block after a full collection; after our handler's block
+    its `flush()`, untimed as a script's exit flush is, so no log is left for the next
+    block's timing. Per variant, ms and CPU ms per call of each block."""
+    from langchain_openai import ChatOpenAI
+
+    models = {}
+    for name in names:
+        handlers = _handlers(name, f"{tag}-{name}")
+        model = ChatOpenAI(model=_MODEL, base_url=openai_url, api_key=SecretStr("x"),
+                           callbacks=handlers)
+        for _ in range(_WARM_UP):
+            model.invoke("hello")
+        # Our handler, duck-typed as in `_log_posts`: the others have nothing to flush.
+        models[name] = (model, [cast(Any, h).flush for h in handlers if hasattr(h, "background")])
+    timed: dict[str, dict[str, list[float]]] = {name: {"ms": [], "cpu": []} for name in names}
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[: r % len(names)]:
+            model, flushes = models[name]
+            gc.collect()
+            cpu, started = time.process_time(), time.perf_counter()
+            for _ in range(calls):
+                model.invoke("hello")
+            timed[name]["ms"].append((time.perf_counter() - started) * 1000 / calls)
+            timed[name]["cpu"].append((time.process_time() - cpu) * 1000 / calls)
+            for flush in flushes:  # as a script's exit flush: not timed, and not left over
+                flush()
+    return timed
 
 
 @dataclass
@@ -138,6 +217,8 @@ class _Run:
     exit_seconds: float  # from the end of the timed loop to the process's exit
     stored: int
     stderr: list[str]
+    posts: int  # log posts our handler's delivery made during the timed loop
+    gc: list[int]  # garbage collections per generation during the timed loop
 
 
 @dataclass
@@ -149,12 +230,22 @@ class HandlerResult:
     ms: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     cpu_ms: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     ratios: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    # noop ÷ it, paired within the round: how far above the floor (dispatch alone) it is.
+    above_floor: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    posts: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    gc: dict[str, list[list[int]]] = field(default_factory=lambda: defaultdict(list))
     exit_seconds: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     stored: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     stderr: dict[str, collections.Counter[str]] = field(
         default_factory=lambda: defaultdict(collections.Counter))
     unavailable: dict[str, str] = field(default_factory=dict)
     community_install: str = ""
+    # The same variants in one process (`_paired_script`): per block, and none ÷ it paired.
+    paired_rounds: int = 0
+    paired_ms: dict[str, list[float]] = field(default_factory=dict)
+    paired_cpu_ms: dict[str, list[float]] = field(default_factory=dict)
+    paired_ratios: dict[str, list[float]] = field(default_factory=dict)
+    paired_stored: dict[str, int] = field(default_factory=dict)
 
     @property
     def expected(self) -> int:
@@ -168,6 +259,9 @@ class HandlerResult:
         self.exit_seconds[variant].append(run.exit_seconds)
         self.stored[variant] += run.stored
         self.stderr[variant].update(run.stderr)
+        self.gc[variant].append(run.gc)
+        if variant == "promptserve":
+            self.posts[variant].append(run.posts)
 
     def lines(self) -> list[str]:
         """Human-readable report."""
@@ -182,20 +276,60 @@ class HandlerResult:
                 continue
             ratio = "" if name == "none" else \
                 f"  none ÷ it {spread(self.ratios[name], '{:.3f}')}"
-            logged = "" if name == "none" else \
+            logged = "" if name not in _LOGGING else \
                 f"; stored {self.stored[name]}/{self.expected} calls"
+            collected = "/".join(f"{median([run[g] for run in self.gc[name]]):g}"
+                                 for g in range(3))
             out.append(f"  {name:<11} {spread(self.ms[name])} ms/call{ratio}  (script CPU "
-                       f"{spread(self.cpu_ms[name])} ms/call; exit "
+                       f"{spread(self.cpu_ms[name])} ms/call; GC {collected}; exit "
                        f"{spread(self.exit_seconds[name])} s{logged})")
+            if self.posts.get(name):
+                out.append(f"  {'':<11} {spread(self.posts[name], '{:.0f}')} log posts per "
+                           f"{self.calls} calls")
             for line, count in self.stderr[name].most_common(_QUOTED_LINES):
                 out.append(f"  {'':<11} stderr ×{count}: {line[:300]}")
         if self.community_install:
             out.append(f"  community: {self.community_install}")
+        if "noop" in self.ratios:
+            out.append(f"  floor (LangChain's dispatch of a do-nothing handler): none ÷ noop "
+                       f"{spread(self.ratios['noop'], '{:.3f}')}")
+        if "promptserve" in self.above_floor:
+            out.append(f"  promptserve against that floor: noop ÷ promptserve "
+                       f"{spread(self.above_floor['promptserve'], '{:.3f}')}")
+        out += self._paired_lines()
         if "promptserve" in self.ratios:
-            met = (median(self.ratios["promptserve"]) >= TARGET
-                   and self.stored["promptserve"] == self.expected)
+            stored = self.stored["promptserve"]
+            verdicts = [f"scripts {self._verdict(self.ratios, stored, self.expected)}"]
+            if "promptserve" in self.paired_ratios:
+                expected = self.paired_rounds * self.calls + _WARM_UP
+                verdicts.append("one process " + self._verdict(
+                    self.paired_ratios, self.paired_stored.get("promptserve", 0), expected))
             out.append(f"  target none ÷ promptserve ≥ {TARGET}, every call logged: "
-                       f"{'met' if met else 'NOT met'}")
+                       f"{'; '.join(verdicts)}")
+        return out
+
+    @staticmethod
+    def _verdict(ratios: dict[str, list[float]], stored: int, expected: int) -> str:
+        met = median(ratios["promptserve"]) >= TARGET and stored == expected
+        return "met" if met else "NOT met"
+
+
+    def _paired_lines(self) -> list[str]:
+        if not self.paired_ms:
+            return []
+        out = [f"  in one process, blocks of {self.calls} calls alternating, "
+               f"{self.paired_rounds} rounds (each block after a full collection, ours "
+               f"flushed after it, untimed):"]
+        for name in HANDLER_VARIANTS:
+            if name not in self.paired_ms:
+                continue
+            ratio = "" if name == "none" else \
+                f"  none ÷ it {spread(self.paired_ratios[name], '{:.3f}')}"
+            expected = self.paired_rounds * self.calls + _WARM_UP
+            logged = "" if name not in _LOGGING else \
+                f"; stored {self.paired_stored.get(name, 0)}/{expected} calls"
+            out.append(f"    {name:<11} {spread(self.paired_ms[name])} ms/call{ratio}  "
+                       f"(CPU {spread(self.paired_cpu_ms[name])} ms/call{logged})")
         return out
 
 
@@ -252,17 +386,53 @@ def _run_script(variant: str, calls: int, tag: str, backend: Server, openai_url:
     if proc.returncode != 0:
         raise RuntimeError(f"{variant} script exited with {proc.returncode}:\n"
                            f"{proc.stderr[-3000:]}")
-    timed: dict[str, float] = json.loads(proc.stdout.splitlines()[-1])
+    timed: dict[str, Any] = json.loads(proc.stdout.splitlines()[-1])
     settle(db)  # the backend's writes of this script's last logs
     return _Run(ms_per_call=timed["seconds"] * 1000 / calls,
                 cpu_ms_per_call=timed["cpu"] * 1000 / calls,
                 exit_seconds=exited - timed["ended"], stored=_stored(engine, tag),
-                stderr=[line.strip() for line in proc.stderr.splitlines() if line.strip()])
+                stderr=[line.strip() for line in proc.stderr.splitlines() if line.strip()],
+                posts=int(timed["posts"]), gc=[int(n) for n in timed["gc"]])
+
+
+def _run_paired(result: HandlerResult, variants: list[str], rounds: int, backend: Server,
+                openai_url: str, work: Path, db: Database, engine: sa.Engine) -> None:
+    """`_paired_script` in a child process; its figures and what the backend stored."""
+    from bench._backend import API_KEY, settle
+
+    tag = "bench-handler-paired"
+    env = {**os.environ, "PYTHONHASHSEED": os.environ.get("PYTHONHASHSEED", "0"),
+           "PROMPTLAYER_API_KEY": API_KEY, "PROMPTLAYER_BASE_URL": backend.url,
+           "PROMPTSERVE_CLIENT_SPOOL_DIR": str(work / "handler-spool-paired"),
+           "OPENAI_API_KEY": "", "OPENAI_BASE_URL": ""}
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.handler", "--paired", ",".join(variants),
+         "--calls", str(result.calls), "--rounds", str(rounds), "--tag", tag,
+         "--openai-url", openai_url],
+        cwd=ROOT, env=env, capture_output=True, text=True,
+    )
+    (work / "handler-paired.log").write_text(proc.stderr)
+    if proc.returncode != 0:
+        raise RuntimeError(f"paired script exited with {proc.returncode}:\n"
+                           f"{proc.stderr[-3000:]}")
+    timed: dict[str, dict[str, list[float]]] = json.loads(proc.stdout.splitlines()[-1])
+    settle(db)
+    result.paired_rounds = rounds
+    for name, figures in timed.items():
+        result.paired_ms[name] = figures["ms"]
+        result.paired_cpu_ms[name] = figures["cpu"]
+        result.paired_stored[name] = _stored(engine, f"{tag}-{name}")
+    if "none" in timed:
+        for name, figures in timed.items():
+            result.paired_ratios[name] = [n / m for n, m in
+                                          zip(timed["none"]["ms"], figures["ms"], strict=True)]
 
 
 def run_handler(work: Path, *, rounds: int, calls: int,
-                names: tuple[str, ...] = HANDLER_VARIANTS) -> HandlerResult:
-    """`rounds` rounds of every variant of `names` (a script each), order rotated per round."""
+                names: tuple[str, ...] = HANDLER_VARIANTS,
+                paired_rounds: int | None = None) -> HandlerResult:
+    """`rounds` rounds of every variant of `names` (a script each), order rotated per round;
+    then `paired_rounds` (default 4 × `rounds`) of them all in one process."""
     import sqlalchemy as sa
 
     from bench._backend import running_backend
@@ -291,6 +461,10 @@ def run_handler(work: Path, *, rounds: int, calls: int,
                     for variant, value in ms.items():
                         if variant != "none":
                             result.ratios[variant].append(ms["none"] / value)
+                if "noop" in ms and "promptserve" in ms:
+                    result.above_floor["promptserve"].append(ms["noop"] / ms["promptserve"])
+            _run_paired(result, variants, paired_rounds or 4 * rounds, backend,
+                        f"{fake.url}/v1", work, db, engine)
         finally:
             engine.dispose()
     return result
@@ -305,7 +479,17 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--tag", default="bench-handler", help="the script's PromptLayer tag")
     parser.add_argument("--openai-url", help="the script's OpenAI base URL (…/v1)")
+    parser.add_argument("--paired", help="be the one-process script of these variants "
+                                         "(comma-separated; prints their timings as JSON)")
     args = parser.parse_args()
+    if args.paired:
+        if not args.openai_url:
+            parser.error("--paired needs --openai-url")
+        paired = _paired_script(args.paired.split(","), args.calls, args.rounds, args.tag,
+                                args.openai_url)
+        sys.stdout.write("\n" + json.dumps(paired) + "\n")
+        sys.stdout.flush()
+        return
     if args.variant:
         if not args.openai_url:
             parser.error("--variant needs --openai-url")

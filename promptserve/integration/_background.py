@@ -6,6 +6,8 @@ what it started there; delivery's workers must not live on such a loop (a sync
 closes when it likes. Here they live on a loop of their own, started at the first log, and
 the interpreter's exit flushes it (bounded by `exit_flush_seconds`) and spools what is left
 for the next run, so a script that ends without a word loses no log and no id callback.
+Handlers submit through `logs`, which gathers a script's consecutive logs into one post
+(`_linger`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from promptserve.integration._linger import LINGER_SECONDS, LingeringDelivery
 from promptserve.settings import ClientSettings
 from promptserve.tracing import LogDelivery
 
@@ -32,8 +35,9 @@ logger = logging.getLogger(__name__)
 class BackgroundDelivery:
     """A `LogDelivery` served by a loop on a daemon thread, closed at interpreter exit."""
 
-    def __init__(self, settings: ClientSettings) -> None:
-        """Deliver to the PromptLayer `settings` name; start the thread now."""
+    def __init__(self, settings: ClientSettings, *, linger: float = LINGER_SECONDS) -> None:
+        """Deliver to the PromptLayer `settings` name, each log gathered with those that
+        follow it within `linger` s; start the thread now."""
         if settings.promptlayer_api_key is None:
             raise ValueError(
                 "PROMPTLAYER_API_KEY is not set: the handler needs a PromptLayer API key "
@@ -55,6 +59,7 @@ class BackgroundDelivery:
                                         daemon=True)
         self._thread.start()
         self.delivery: LogDelivery = self.run(self._open(), timeout=30)
+        self.logs = LingeringDelivery(self.delivery, self.loop, linger=linger)
         atexit.register(self.close)
 
     async def _open(self) -> LogDelivery:
@@ -74,6 +79,15 @@ class BackgroundDelivery:
     def run(self, coro: Any, *, timeout: float | None = None) -> Any:
         """Run `coro` on the delivery loop and wait for its result (from another thread)."""
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    async def wait_for(self, future: asyncio.Future[int | None], timeout: float) -> int | None:
+        """The id `future` (from `logs.submit`) yields within `timeout` s, else None; the
+        gathered logs leave now (on the delivery loop)."""
+        self.logs.hand_over()
+        done, _ = await asyncio.wait([future], timeout=timeout)
+        if not done or future.cancelled() or future.exception() is not None:
+            return None
+        return future.result()
 
     def call_back(self, callback: Callable[[int], Any], request_id: int) -> None:
         """Call `callback(request_id)` on the callback thread; exit waits for it."""
@@ -105,10 +119,18 @@ class BackgroundDelivery:
         if loop is self.loop:
             raise RuntimeError("flush() cannot wait from the delivery loop itself")
         try:
-            done = bool(self.run(self.delivery.flush(timeout), timeout=timeout + 1))
+            done = bool(self.run(self._flushed(timeout), timeout=timeout + 1))
         except concurrent.futures.TimeoutError:
             done = False
         return self._callbacks_done(timeout) and done
+
+    async def _closing(self) -> None:
+        self.logs.hand_over()  # what came during the flush
+        await self.delivery.aclose(timeout=0.5)
+
+    async def _flushed(self, timeout: float) -> bool:
+        self.logs.hand_over()  # nothing waits out the linger
+        return await self.delivery.flush(timeout)
 
     def close(self) -> None:
         """Flush (bounded), spool what is left, stop the thread. Idempotent."""
@@ -117,7 +139,8 @@ class BackgroundDelivery:
                 return
         try:
             self.flush()
-            self.run(self.delivery.aclose(timeout=0.5), timeout=10)
+            self.logs.close()
+            self.run(self._closing(), timeout=10)
         except Exception:
             logger.exception("promptserve: closing log delivery failed")
         finally:
@@ -126,6 +149,8 @@ class BackgroundDelivery:
             self._callbacks.put(None)
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(timeout=5)
+            if not self._thread.is_alive():
+                self.loop.close()
             with contextlib.suppress(Exception):
                 atexit.unregister(self.close)
 

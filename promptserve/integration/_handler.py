@@ -4,8 +4,9 @@
 
 It is the served tracer (`promptserve.tracing.PromptLayerTracer`: the same blueprints,
 tokens, errors, prompt links and groups) over the process's background delivery
-(`_background`), so a call never waits on the network, sync or async. One handler may serve
-any number of calls: what it keeps of a run goes when the run ends.
+(`_background`), so a call never waits on the network, sync or async, and a script's
+consecutive calls share a post (`_linger`). One handler may serve any number of calls: what
+it keeps of a run goes when the run ends.
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from promptserve.integration._background import BackgroundDelivery, default_delivery
-from promptserve.tracing import PromptLayerTracer
+from promptserve.tracing import LogDelivery, PromptLayerTracer
 
 __all__ = ["PromptLayerCallbackHandler"]
 
@@ -35,8 +36,11 @@ class PromptLayerCallbackHandler(PromptLayerTracer):
     ) -> None:
         """Deliver through `delivery` (default: the process's, from the environment)."""
         self.background = delivery if delivery is not None else default_delivery()
-        super().__init__(self.background.delivery, tags=(), pl_tags=pl_tags,
-                         pl_id_callback=pl_id_callback)
+        # The tracer submits to the lingering delivery (it has every method the tracer
+        # calls). The id callback is watched here, not by the tracer, which would hop to
+        # the delivery loop once per log to do so.
+        super().__init__(cast(LogDelivery, self.background.logs), tags=(), pl_tags=pl_tags)
+        self._id_callback = pl_id_callback
         # LLM run id → its log's future, kept only for `request_id_of` (return_pl_id).
         self._by_run: dict[UUID, asyncio.Future[int | None]] = {}
         self.keep_request_ids = False
@@ -51,7 +55,8 @@ class PromptLayerCallbackHandler(PromptLayerTracer):
         if future is None:
             return None
         try:
-            found: int | None = self.background.run(_wait(future, timeout), timeout=timeout + 1)
+            found: int | None = self.background.run(self.background.wait_for(future, timeout),
+                                                    timeout=timeout + 1)
             return found
         except concurrent.futures.TimeoutError:
             return None
@@ -61,15 +66,23 @@ class PromptLayerCallbackHandler(PromptLayerTracer):
         future = self._by_run.pop(llm_run_id, None)
         if future is None:
             return None
-        waiting = asyncio.run_coroutine_threadsafe(_wait(future, timeout), self.background.loop)
+        waiting = asyncio.run_coroutine_threadsafe(self.background.wait_for(future, timeout),
+                                                   self.background.loop)
         return await asyncio.wrap_future(waiting)
 
     def _submitted(self, run_id: UUID, future: asyncio.Future[int | None]) -> None:
         if self.keep_request_ids:
             self._by_run[run_id] = future
+        if self._id_callback is not None:
+            self.background.logs.watch(future, self._landed)
 
-    def _call_back(self, callback: Callable[[int], Any], request_id: int) -> None:
-        self.background.call_back(callback, request_id)
+    def _landed(self, future: asyncio.Future[int | None]) -> None:
+        # On the delivery loop; the callback itself runs on the callback thread.
+        if self._id_callback is None or future.cancelled() or future.exception() is not None:
+            return
+        request_id = future.result()
+        if request_id is not None:
+            self.background.call_back(self._id_callback, request_id)
 
     def _root_ended(self, root_id: UUID) -> None:
         # Long-lived: the root's futures and finished group tasks go with it.
@@ -106,10 +119,3 @@ for _event in ("on_chain_start", "on_chain_end", "on_chain_error", "on_tool_star
                "on_retriever_error", "on_chat_model_start", "on_llm_start", "on_llm_end",
                "on_llm_error"):
     setattr(PromptLayerCallbackHandler, _event, _sync(_event))
-
-
-async def _wait(future: asyncio.Future[int | None], timeout: float) -> int | None:
-    done, _ = await asyncio.wait([future], timeout=timeout)
-    if not done or future.cancelled() or future.exception() is not None:
-        return None
-    return future.result()
