@@ -1,6 +1,6 @@
 """A plain script's cost of logging: N sequential `ChatOpenAI.invoke` calls, per handler.
 
-    .venv/bin/python -m bench.handler [--rounds 5] [--calls 200]
+    .venv/bin/python -m bench.handler [--rounds 5] [--calls 200] [--pin]
 
 Each variant is a script of its own, a fresh child process (`--variant X`), making
 `--calls` sequential `ChatOpenAI(...).invoke("hello")` calls against the fake OpenAI server
@@ -28,12 +28,16 @@ blocks of `--calls` invokes alternate, a block's neighbours in time are other va
 blocks, and none ÷ it pairs each block with the `none` block of its round. Every run tags
 its logs with a tag of its own, so the backend's `request_tags` count what each run stored;
 the target is none ÷ promptserve ≥ 0.95 with every call, warm-ups included, stored.
+On two CPUs the backend's ingest (~0.2 ms of CPU per log) and the fake model share the
+script's cores; `--pin` gives the scripts CPU 0 and those two services CPU 1, as a script
+has its machine to itself and reaches both over the network.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import gc
 import importlib.util
 import json
@@ -43,6 +47,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -152,9 +157,8 @@ def _script(variant: str, calls: int, tag: str, openai_url: str) -> dict[str, An
     for _ in range(_WARM_UP):  # connections, lazy imports, the delivery's first log
         model.invoke("hello")
     posts = _log_posts(handlers)
-    # The imports leave a full collection due: it runs here, not in whichever variant's
-    # loop crosses its threshold (without this, a ~0.1 s pause in about 1 run of 200 calls
-    # in 5, for every variant alike, 2026-12-04).
+    # Every variant's loop starts from the same collector state, the start-up's garbage
+    # collected here, untimed; the collections that run in the loop are reported.
     gc.collect()
     before = [g["collections"] for g in gc.get_stats()]
     cpu, started = time.process_time(), time.perf_counter()
@@ -240,6 +244,7 @@ class HandlerResult:
         default_factory=lambda: defaultdict(collections.Counter))
     unavailable: dict[str, str] = field(default_factory=dict)
     community_install: str = ""
+    pinned: bool = False
     # The same variants in one process (`_paired_script`): per block, and none ÷ it paired.
     paired_rounds: int = 0
     paired_ms: dict[str, list[float]] = field(default_factory=dict)
@@ -267,7 +272,8 @@ class HandlerResult:
         """Human-readable report."""
         out = [f"ChatOpenAI.invoke against the fake OpenAI server, a script per variant and "
                f"round: {self.calls} sequential calls timed after {_WARM_UP} warm-ups, "
-               f"{self.rounds} rounds, order rotated (median [min–max])"]
+               f"{self.rounds} rounds, order rotated (median [min–max])"
+               + ("; scripts on CPU 0, backend and fake model on CPU 1" if self.pinned else "")]
         for name in HANDLER_VARIANTS:
             if name in self.unavailable:
                 out.append(f"  {name:<11} not importable: {self.unavailable[name]}")
@@ -428,16 +434,39 @@ def _run_paired(result: HandlerResult, variants: list[str], rounds: int, backend
                                           zip(timed["none"]["ms"], figures["ms"], strict=True)]
 
 
+@contextlib.contextmanager
+def _pinned(pin: bool, services: list[Server]) -> Iterator[None]:
+    """With `pin`: every thread of `services` on this process's second CPU, this process
+    (so the scripts it starts) on its first; undone after."""
+    mine = os.sched_getaffinity(0)
+    if not pin:
+        yield
+        return
+    first, second, *_ = sorted(mine)
+    for service in services:
+        for tid in os.listdir(f"/proc/{service.pid}/task"):
+            with contextlib.suppress(ProcessLookupError):
+                os.sched_setaffinity(int(tid), {second})
+    os.sched_setaffinity(0, {first})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, mine)
+
+
 def run_handler(work: Path, *, rounds: int, calls: int,
                 names: tuple[str, ...] = HANDLER_VARIANTS,
-                paired_rounds: int | None = None) -> HandlerResult:
+                paired_rounds: int | None = None, pin: bool = False) -> HandlerResult:
     """`rounds` rounds of every variant of `names` (a script each), order rotated per round;
-    then `paired_rounds` (default 4 × `rounds`) of them all in one process."""
+    then `paired_rounds` (default 4 × `rounds`) of them all in one process. `pin`: the
+    scripts on CPU 0, the backend and the fake model (services a real script reaches over
+    the network) on CPU 1, so their work is not charged to the script's core."""
     import sqlalchemy as sa
 
     from bench._backend import running_backend
 
-    result = HandlerResult(calls=calls, rounds=rounds)
+    pin = pin and len(os.sched_getaffinity(0)) >= 2
+    result = HandlerResult(calls=calls, rounds=rounds, pinned=pin)
     variants = list(names)
     if "community" in variants:
         result.community_install, missing = _ensure_community()
@@ -447,7 +476,8 @@ def run_handler(work: Path, *, rounds: int, calls: int,
     port = free_port()
     with running_backend("handler-backend", work) as (backend, db), \
             spawn("handler-fake-openai", [str(port)], env={}, port=port, log_dir=work,
-                  health_path="/v1/models", python_args=("-c", _FAKE_SERVER)) as fake:
+                  health_path="/v1/models", python_args=("-c", _FAKE_SERVER)) as fake, \
+            _pinned(pin, [backend, fake]):
         engine = sa.create_engine(db.url, poolclass=sa.pool.NullPool)
         try:
             for r in range(rounds):
@@ -479,6 +509,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--tag", default="bench-handler", help="the script's PromptLayer tag")
     parser.add_argument("--openai-url", help="the script's OpenAI base URL (…/v1)")
+    parser.add_argument("--pin", action="store_true",
+                        help="scripts on CPU 0, the backend and the fake model on CPU 1")
     parser.add_argument("--paired", help="be the one-process script of these variants "
                                          "(comma-separated; prints their timings as JSON)")
     args = parser.parse_args()
@@ -498,7 +530,8 @@ def main() -> None:
         sys.stdout.flush()
         return  # our handler's logs flush at the interpreter's exit, outside the timing
     with tempfile.TemporaryDirectory(prefix="promptserve-handler-") as work:
-        for line in run_handler(Path(work), rounds=args.rounds, calls=args.calls).lines():
+        for line in run_handler(Path(work), rounds=args.rounds, calls=args.calls,
+                                pin=args.pin).lines():
             print(line)
 
 

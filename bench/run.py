@@ -122,7 +122,7 @@ def _parts(plan: Plan, work: Path) -> dict[str, Callable[[], list[str]]]:
         "inprocess": lambda: run_inprocess(work, rounds=plan.inprocess_rounds,
                                            requests=plan.inprocess_requests),
         "handler": lambda: run_handler(work, rounds=plan.handler_rounds,
-                                       calls=plan.handler_calls).lines(),
+                                       calls=plan.handler_calls, pin=plan.pin).lines(),
     }
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from langchain_core.messages import HumanMessage
+from pydantic import SecretStr
 
 from promptserve.integration import BackgroundDelivery, PromptLayerCallbackHandler
 from promptserve.settings import ClientSettings
@@ -16,7 +17,7 @@ from tests.integration.scripts.conftest import KEY, Project
 
 
 def _background(project: Project, tmp_path: Path, linger: float) -> BackgroundDelivery:
-    settings = ClientSettings(promptlayer_api_key=KEY,
+    settings = ClientSettings(promptlayer_api_key=SecretStr(KEY),
                               promptlayer_base_url=project.backend.url,
                               client_spool_dir=tmp_path / "spool")
     return BackgroundDelivery(settings, linger=linger)
