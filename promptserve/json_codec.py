@@ -24,6 +24,7 @@ __all__ = [
     "LONE_SURROGATE",
     "UNSTORABLE",
     "BodyError",
+    "body_problem",
     "dumps",
     "find_chars",
     "loads",
@@ -172,3 +173,23 @@ def location(path: list[str | int]) -> str:
     for part in path:
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
     return text or "body"
+
+
+def body_problem(raw: bytes, *, max_depth: int, refused: re.Pattern[str],
+                 what: str) -> dict[str, Any] | None:
+    """Why the JSON body `raw` is refused, as a FastAPI-style validation error
+    (`{"type", "loc", "msg"}`), or None: not strict JSON (`loads_body`), or a string holding
+    `refused` characters (`what` names them in the message). An empty body is None: the
+    route says whether it needs one."""
+    if not raw.strip():
+        return None
+    try:
+        value = loads_body(raw, max_depth=max_depth)
+    except BodyError as error:
+        return {"type": "json_invalid", "loc": ["body"], "msg": str(error)}
+    if may_hold_bad_chars(raw):
+        where = find_chars(value, refused)
+        if where is not None:
+            return {"type": "string_unicode", "loc": ["body", *where],
+                    "msg": f"must not contain {what}"}
+    return None

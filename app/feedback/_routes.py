@@ -98,18 +98,10 @@ def body_problem(raw: bytes) -> dict[str, Any] | None:
     error), or None: not UTF-8 or not strict JSON (NaN, numbers past a double), nested
     deeper than a feedback body, or holding NUL or a lone surrogate, which PromptLayer
     cannot store and FastAPI's own error answer could not even quote."""
-    if not raw.strip():
-        return None  # FastAPI says the body is required
-    try:
-        body = json_codec.loads_body(raw, max_depth=_MAX_BODY_DEPTH)
-    except json_codec.BodyError as error:
-        return {"type": "json_invalid", "loc": ["body"], "msg": str(error)}
-    if json_codec.may_hold_bad_chars(raw):
-        where = json_codec.find_chars(body, json_codec.UNSTORABLE)
-        if where is not None:
-            return {"type": "string_unicode", "loc": ["body", *where],
-                    "msg": "must not contain NUL or unpaired surrogate characters"}
-    return None
+    # An empty body is left to FastAPI, which says the body is required.
+    return json_codec.body_problem(raw, max_depth=_MAX_BODY_DEPTH,
+                                   refused=json_codec.UNSTORABLE,
+                                   what="NUL or unpaired surrogate characters")
 
 
 class _StrictBodyRoute(APIRoute):

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
 from promptserve import json_codec
+from promptserve.server._guards import send_json
+from promptserve.server._responses import replaying
 
 if TYPE_CHECKING:
-    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+    from starlette.types import ASGIApp, Receive, Scope, Send
 
 __all__ = ["BodySizeLimitMiddleware"]
 
@@ -69,51 +70,18 @@ class BodySizeLimitMiddleware:
                 break
         body = b"".join(chunks)
         if strict and (problem := _strict_problem(body)) is not None:
-            await _send_json(send, 422, {"detail": [problem]})
+            await send_json(send, 422, {"detail": [problem]})
             return
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
+        await self.app(scope, replaying(body, receive), send)
 
     async def _refuse(self, send: Send) -> None:
-        await _send_json(
+        await send_json(
             send, 413, {"message": f"request body is larger than {self.max_bytes} bytes"}
         )
 
 
 def _strict_problem(body: bytes) -> dict[str, object] | None:
     """A FastAPI-style validation error for a body that is not strict JSON, else None."""
-    if not body.strip():
-        return None
-    try:
-        value = json_codec.loads_body(body, max_depth=_STRICT_DEPTH)
-    except json_codec.BodyError as error:
-        return {"type": "json_invalid", "loc": ["body"], "msg": str(error)}
-    if json_codec.may_hold_bad_chars(body):
-        where = json_codec.find_chars(value, json_codec.LONE_SURROGATE)
-        if where is not None:
-            return {"type": "string_unicode", "loc": ["body", *where],
-                    "msg": "must not contain unpaired surrogate characters"}
-    return None
-
-
-async def _send_json(send: Send, status: int, payload: dict[str, object]) -> None:
-    body = json.dumps(payload).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    return json_codec.body_problem(body, max_depth=_STRICT_DEPTH,
+                                   refused=json_codec.LONE_SURROGATE,
+                                   what="unpaired surrogate characters")

@@ -37,7 +37,14 @@ from promptserve.server._trace import TRACE_SCOPE_KEY, RequestTrace
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["MAX_INPUT_DEPTH", "REQUEST_ID_HEADER", "TracedEndpoint", "input_problem", "run_summary"]
+__all__ = [
+    "MAX_INPUT_DEPTH",
+    "REQUEST_ID_HEADER",
+    "TracedEndpoint",
+    "input_problem",
+    "replaying",
+    "run_summary",
+]
 
 REQUEST_ID_HEADER = b"x-promptlayer-request-id"
 _END_EVENT = b"event: end"
@@ -89,7 +96,7 @@ async def _read_body(receive: Receive) -> bytes | None:
             return b"".join(chunks)
 
 
-def _replaying(body: bytes, receive: Receive) -> Receive:
+def replaying(body: bytes, receive: Receive) -> Receive:
     """`receive` that first hands out `body` again (then waits for the disconnect)."""
     replayed = False
 
@@ -176,7 +183,7 @@ class TracedEndpoint:
             for message in _json_response(422, {"detail": [problem]}):
                 await send(message)
             return
-        receive = _replaying(body, receive)
+        receive = replaying(body, receive)
         trace = RequestTrace(endpoint=self.endpoint)
         scope[TRACE_SCOPE_KEY] = trace
         rewriter: _JsonRewriter | _StreamRewriter
